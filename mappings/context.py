@@ -1,0 +1,22 @@
+"""What a mapping needs to know beyond the record itself: who sent it and which FHIR version to speak."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FhirVersion(StrEnum):
+    """FHIR releases we speak on the wire; R4 is what clinic servers speak, so it is the default."""
+
+    R4 = "R4"
+    R5 = "R5"
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    """The sending app's namespace (part of every business identifier), meta.source, and version."""
+
+    app_namespace: str
+    source: str
+    fhir_version: FhirVersion = FhirVersion.R4
