@@ -1,0 +1,91 @@
+"""Durable sync state: the ledger of source records, the outbox workers claim from, the audit log.
+
+Functions take a Session and run in the caller's transaction, so it stays short and explicit:
+
+    factory = make_session_factory(make_engine(settings.database_url))
+    with factory.begin() as session:          # commits on leaving the block
+        request_id = accept(session, client_id, items)
+
+The store knows no FHIR and no HTTP: it keeps JSON payloads and strings.
+"""
+
+from service.store.audit import record_audit
+from service.store.engine import make_engine, make_session_factory
+from service.store.errors import (
+    DuplicateItemError,
+    EntryNotFoundError,
+    InvalidItemError,
+    LeaseLostError,
+    MigrationError,
+    StoreError,
+)
+from service.store.hashing import canonical_json, content_hash
+from service.store.ledger import (
+    accept,
+    get_entry,
+    get_request,
+    list_entries,
+    requeue_failed,
+    status_counts,
+)
+from service.store.migrate import current_revision, head_revision, upgrade
+from service.store.models import LedgerStatus, RecordKind
+from service.store.outbox import (
+    backoff_seconds,
+    claim_batch,
+    mark_conflict,
+    mark_failed,
+    mark_retracted,
+    mark_sent,
+)
+from service.store.values import (
+    AcceptItem,
+    ClaimedEntry,
+    Disposition,
+    EntryView,
+    ErrorInfo,
+    RequestItemProgress,
+    RequestProgress,
+    ResourceState,
+    StatusCounts,
+)
+
+__all__ = [
+    "AcceptItem",
+    "ClaimedEntry",
+    "Disposition",
+    "DuplicateItemError",
+    "EntryNotFoundError",
+    "EntryView",
+    "ErrorInfo",
+    "InvalidItemError",
+    "LeaseLostError",
+    "LedgerStatus",
+    "MigrationError",
+    "RecordKind",
+    "RequestItemProgress",
+    "RequestProgress",
+    "ResourceState",
+    "StatusCounts",
+    "StoreError",
+    "accept",
+    "backoff_seconds",
+    "canonical_json",
+    "claim_batch",
+    "content_hash",
+    "current_revision",
+    "get_entry",
+    "get_request",
+    "head_revision",
+    "list_entries",
+    "make_engine",
+    "make_session_factory",
+    "mark_conflict",
+    "mark_failed",
+    "mark_retracted",
+    "mark_sent",
+    "record_audit",
+    "requeue_failed",
+    "status_counts",
+    "upgrade",
+]

@@ -1,0 +1,43 @@
+"""Exceptions of the store layer; api/errors.py maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of everything the store raises on purpose."""
+
+
+class InvalidItemError(StoreError):
+    """An item handed to accept() cannot be stored (unknown kind, not JSON, empty key)."""
+
+
+class DuplicateItemError(StoreError):
+    """The same source record appears twice in one accept() call."""
+
+    def __init__(self, namespace: str, kind: str, source_id: str) -> None:
+        super().__init__(f"duplicate item in one request: {namespace}|{kind}|{source_id}")
+        self.namespace = namespace
+        self.kind = kind
+        self.source_id = source_id
+
+
+class LeaseLostError(StoreError):
+    """A worker reports on an entry it no longer holds: its lease expired and it was re-claimed."""
+
+    def __init__(self, ledger_id: int) -> None:
+        super().__init__(f"claim on ledger entry {ledger_id} is no longer held")
+        self.ledger_id = ledger_id
+
+
+class EntryNotFoundError(StoreError):
+    """No ledger entry exists for the given source record."""
+
+    def __init__(self, namespace: str, kind: str, source_id: str) -> None:
+        super().__init__(f"no ledger entry for {namespace}|{kind}|{source_id}")
+        self.namespace = namespace
+        self.kind = kind
+        self.source_id = source_id
+
+
+class MigrationError(StoreError):
+    """The schema could not be brought to the current revision."""

@@ -1,0 +1,320 @@
+"""Accepting records into the ledger and reading it back: requests, entries, counts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.store.clock import utcnow
+from service.store.errors import DuplicateItemError, InvalidItemError
+from service.store.hashing import canonical_json, content_hash
+from service.store.models import (
+    LedgerEntry,
+    LedgerResource,
+    LedgerStatus,
+    RecordKind,
+    SyncRequest,
+    SyncRequestItem,
+)
+from service.store.values import (
+    AcceptItem,
+    Disposition,
+    EntryView,
+    RequestItemProgress,
+    RequestProgress,
+    ResourceState,
+    StatusCounts,
+)
+
+CHUNK = 500  # rows per statement: well under SQLite's and PostgreSQL's bound-parameter limits
+SUPERSEDED = "superseded"  # request item whose entry has newer content from a later request
+
+_KINDS = frozenset(k.value for k in RecordKind)
+_Key = tuple[str, str, str]
+
+
+def accept(
+    session: Session,
+    client_id: str,
+    items: Sequence[AcceptItem],
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Store items in the ledger and record the request; returns the new request id.
+
+    New or changed content is queued; the same content again leaves the entry's status as it is
+    (a sent entry stays sent). Runs in the caller's transaction: commit before acknowledging.
+    """
+    now = now or utcnow()
+    prepared = _prepare(items)
+    request_id = str(uuid.uuid4())
+    session.add(
+        SyncRequest(id=request_id, client_id=client_id, item_count=len(prepared), created_at=now)
+    )
+    session.flush()
+
+    ids: dict[_Key, int] = {}
+    dispositions: dict[_Key, Disposition] = {}
+    # Insert what is new; ON CONFLICT DO NOTHING keeps concurrent requests for the same record
+    # from failing each other, and RETURNING tells which rows this call created.
+    for chunk in _chunks(list(prepared.items()), CHUNK):
+        stmt = _insert_ignoring_conflicts(session, chunk, now)
+        for row in session.execute(stmt):
+            key = (row.namespace, row.kind, row.source_id)
+            ids[key] = row.id
+            dispositions[key] = Disposition.QUEUED
+
+    existing = [key for key in prepared if key not in ids]
+    for chunk_keys in _chunks(existing, CHUNK):
+        rows = session.scalars(
+            select(LedgerEntry)
+            .where(
+                tuple_(LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id).in_(
+                    chunk_keys
+                )
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        for row in rows:
+            key = (row.namespace, row.kind, row.source_id)
+            item, text, digest = prepared[key]
+            ids[key] = row.id
+            if row.content_hash == digest:
+                dispositions[key] = Disposition.UNCHANGED
+                continue
+            row.record_json = text
+            row.content_hash = digest
+            row.patient_key = item.patient_key
+            requeue(row, now)
+            dispositions[key] = Disposition.QUEUED
+    session.flush()
+
+    for chunk in _chunks(list(prepared.items()), CHUNK):
+        session.execute(
+            SyncRequestItem.__table__.insert(),
+            [
+                {
+                    "request_id": request_id,
+                    "ledger_id": ids[key],
+                    "content_hash": digest,
+                    "disposition": dispositions[key].value,
+                }
+                for key, (_item, _text, digest) in chunk
+            ],
+        )
+    return request_id
+
+
+def requeue(row: LedgerEntry, now: datetime) -> None:
+    """Put an entry back in the queue with a fresh attempt count, respecting a held lease."""
+    row.status = LedgerStatus.QUEUED.value
+    row.attempts = 0
+    row.last_error = None
+    row.conflict_json = None
+    row.queued_at = now
+    row.updated_at = now
+    # A worker may hold this entry right now: don't let a second one claim it before the lease
+    # ends; the holder's report sees the new hash and queues it again.
+    if row.claim_token is not None and row.lease_expires_at is not None:
+        row.next_attempt_at = max(now, row.lease_expires_at)
+    else:
+        row.next_attempt_at = now
+
+
+def requeue_failed(
+    session: Session, ledger_ids: Iterable[int] | None = None, *, now: datetime | None = None
+) -> int:
+    """Queue failed entries again (the given ids, or all); returns how many were queued."""
+    now = now or utcnow()
+    query = select(LedgerEntry).where(LedgerEntry.status == LedgerStatus.FAILED.value)
+    if ledger_ids is not None:
+        id_list = list(ledger_ids)
+        if not id_list:
+            return 0
+        query = query.where(LedgerEntry.id.in_(id_list))
+    rows = session.scalars(query.with_for_update().execution_options(populate_existing=True)).all()
+    for row in rows:
+        requeue(row, now)
+    session.flush()
+    return len(rows)
+
+
+def get_entry(session: Session, namespace: str, kind: str, source_id: str) -> EntryView | None:
+    """Everything known about one source record, or None."""
+    row = session.scalars(
+        select(LedgerEntry)
+        .where(
+            LedgerEntry.namespace == namespace,
+            LedgerEntry.kind == kind,
+            LedgerEntry.source_id == source_id,
+        )
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    return None if row is None else entry_view(row, utcnow())
+
+
+def list_entries(
+    session: Session, status: str, *, limit: int = 100, after_id: int = 0
+) -> list[EntryView]:
+    """Entries in one status (e.g. conflicts to review), by id, paged with after_id."""
+    rows = session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.status == status, LedgerEntry.id > after_id)
+        .order_by(LedgerEntry.id)
+        .limit(limit)
+    ).all()
+    now = utcnow()
+    return [entry_view(row, now) for row in rows]
+
+
+def get_request(session: Session, request_id: str) -> RequestProgress | None:
+    """Progress of an accepted request: each item's current state and counts per state."""
+    request = session.get(SyncRequest, request_id)
+    if request is None:
+        return None
+    rows = session.execute(
+        select(
+            LedgerEntry.kind,
+            LedgerEntry.source_id,
+            LedgerEntry.status,
+            LedgerEntry.content_hash,
+            SyncRequestItem.content_hash.label("item_hash"),
+            SyncRequestItem.disposition,
+        )
+        .join(SyncRequestItem, SyncRequestItem.ledger_id == LedgerEntry.id)
+        .where(SyncRequestItem.request_id == request_id)
+        .order_by(LedgerEntry.id)
+    ).all()
+    items = []
+    counts: dict[str, int] = {}
+    for row in rows:
+        state = row.status if row.content_hash == row.item_hash else SUPERSEDED
+        counts[state] = counts.get(state, 0) + 1
+        items.append(RequestItemProgress(row.kind, row.source_id, row.disposition, state))
+    return RequestProgress(
+        request_id=request.id,
+        client_id=request.client_id,
+        item_count=request.item_count,
+        created_at=request.created_at,
+        counts=counts,
+        items=tuple(items),
+    )
+
+
+def status_counts(session: Session, *, now: datetime | None = None) -> StatusCounts:
+    """Entries per status, how many queued ones are under lease, and the oldest queued age."""
+    now = now or utcnow()
+    counts = {
+        status: n
+        for status, n in session.execute(
+            select(LedgerEntry.status, func.count()).group_by(LedgerEntry.status)
+        )
+    }
+    queued = LedgerEntry.status == LedgerStatus.QUEUED.value
+    in_flight = session.scalar(
+        select(func.count()).where(
+            queued, LedgerEntry.claim_token.is_not(None), LedgerEntry.lease_expires_at > now
+        )
+    )
+    oldest = session.scalar(select(func.min(LedgerEntry.queued_at)).where(queued))
+    return StatusCounts(
+        counts=counts,
+        in_flight=in_flight or 0,
+        oldest_queued_age_seconds=None if oldest is None else (now - oldest).total_seconds(),
+    )
+
+
+def entry_view(row: LedgerEntry, now: datetime) -> EntryView:
+    """An EntryView of a loaded ledger row."""
+    return EntryView(
+        ledger_id=row.id,
+        namespace=row.namespace,
+        kind=row.kind,
+        source_id=row.source_id,
+        patient_key=row.patient_key,
+        record=json.loads(row.record_json),
+        content_hash=row.content_hash,
+        status=row.status,
+        in_flight=row.claim_token is not None
+        and row.lease_expires_at is not None
+        and row.lease_expires_at > now,
+        attempts=row.attempts,
+        last_error=json.loads(row.last_error) if row.last_error else None,
+        conflict=json.loads(row.conflict_json) if row.conflict_json else None,
+        sent_hash=row.sent_hash,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        resources=tuple(resource_state(r) for r in row.resources),
+    )
+
+
+def resource_state(row: LedgerResource) -> ResourceState:
+    """A ResourceState of a loaded ledger_resource row."""
+    return ResourceState(
+        resource_type=row.resource_type,
+        identifier_system=row.identifier_system,
+        identifier_value=row.identifier_value,
+        server_id=row.server_id,
+        version_id=row.version_id,
+        etag=row.etag,
+        last_sent_hash=row.last_sent_hash,
+    )
+
+
+def _prepare(items: Sequence[AcceptItem]) -> dict[_Key, tuple[AcceptItem, str, str]]:
+    prepared: dict[_Key, tuple[AcceptItem, str, str]] = {}
+    for item in items:
+        if item.kind not in _KINDS:
+            raise InvalidItemError(f"unknown record kind {item.kind!r}")
+        if not (item.namespace and item.source_id and item.patient_key):
+            raise InvalidItemError("namespace, source_id and patient_key must not be empty")
+        key = (item.namespace, item.kind, item.source_id)
+        if key in prepared:
+            raise DuplicateItemError(*key)
+        text = canonical_json(item.record)
+        prepared[key] = (item, text, content_hash(item.record))
+    return prepared
+
+
+def _insert_ignoring_conflicts(
+    session: Session, chunk: list[tuple[_Key, tuple[AcceptItem, str, str]]], now: datetime
+) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = LedgerEntry.__table__
+    stmt = insert(table).values(
+        [
+            {
+                "namespace": item.namespace,
+                "kind": item.kind,
+                "source_id": item.source_id,
+                "patient_key": item.patient_key,
+                "record_json": text,
+                "content_hash": digest,
+                "status": LedgerStatus.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "queued_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for _key, (item, text, digest) in chunk
+        ]
+    )
+    return stmt.on_conflict_do_nothing(index_elements=["namespace", "kind", "source_id"]).returning(
+        table.c.id, table.c.namespace, table.c.kind, table.c.source_id
+    )
+
+
+def _chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]

@@ -1,0 +1,249 @@
+"""The worker's side of the ledger: claim a batch under a lease, then report each outcome."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.store.clock import utcnow
+from service.store.errors import LeaseLostError
+from service.store.hashing import canonical_json
+from service.store.ledger import requeue, resource_state
+from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
+from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
+
+DEFAULT_MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+
+
+def claim_batch(
+    session: Session,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    *,
+    now: datetime | None = None,
+) -> list[ClaimedEntry]:
+    """Claim up to `limit` due entries for `lease_seconds`; commit promptly after the call.
+
+    PostgreSQL: rows are locked FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint
+    rows. SQLite: the transaction began IMMEDIATE and holds the only write lock. Either way the
+    claim is a lease: an entry whose worker died becomes due again when the lease ends.
+    """
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    table = LedgerEntry.__table__
+    ids = list(
+        session.scalars(
+            select(LedgerEntry.id)
+            .where(
+                LedgerEntry.status == LedgerStatus.QUEUED.value,
+                LedgerEntry.next_attempt_at <= now,
+            )
+            .order_by(LedgerEntry.next_attempt_at, LedgerEntry.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    token = uuid.uuid4().hex
+    rows = session.execute(
+        update(table)
+        .where(table.c.id.in_(ids))
+        .values(
+            claimed_by=worker_id,
+            claim_token=token,
+            lease_expires_at=expires,
+            next_attempt_at=expires,  # due again only if the lease runs out
+            attempts=table.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*table.c)
+    ).all()
+    resources: dict[int, list[ResourceState]] = {}
+    for res in session.scalars(
+        select(LedgerResource).where(LedgerResource.ledger_id.in_(ids)).order_by(LedgerResource.id)
+    ):
+        resources.setdefault(res.ledger_id, []).append(resource_state(res))
+    claimed = [
+        ClaimedEntry(
+            ledger_id=row.id,
+            namespace=row.namespace,
+            kind=row.kind,
+            source_id=row.source_id,
+            patient_key=row.patient_key,
+            record=json.loads(row.record_json),
+            content_hash=row.content_hash,
+            attempts=row.attempts,
+            claimed_by=worker_id,
+            claim_token=token,
+            lease_expires_at=expires,
+            resources=tuple(resources.get(row.id, ())),
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda c: ids.index(c.ledger_id))
+    return claimed
+
+
+def mark_sent(
+    session: Session,
+    entry: ClaimedEntry,
+    resources: Sequence[ResourceState],
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Record a delivered entry and its resources' server ids/versions; returns the new status.
+
+    If new content arrived while the worker pushed, the entry is queued again instead of 'sent'.
+    """
+    now = now or utcnow()
+    row = _held(session, entry)
+    _upsert_resources(session, row, resources, entry.content_hash, now)
+    row.sent_hash = entry.content_hash
+    _release(row, now)
+    if row.content_hash == entry.content_hash:
+        row.status = LedgerStatus.SENT.value
+        row.last_error = None
+    else:
+        requeue(row, now)
+    session.flush()
+    return row.status
+
+
+def mark_retracted(
+    session: Session,
+    entry: ClaimedEntry,
+    resources: Sequence[ResourceState] = (),
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Record that the entry's resources were withdrawn on the server; returns the new status."""
+    now = now or utcnow()
+    row = _held(session, entry)
+    _upsert_resources(session, row, resources, entry.content_hash, now)
+    row.sent_hash = entry.content_hash
+    _release(row, now)
+    if row.content_hash == entry.content_hash:
+        row.status = LedgerStatus.RETRACTED.value
+        row.last_error = None
+    else:
+        requeue(row, now)
+    session.flush()
+    return row.status
+
+
+def mark_failed(
+    session: Session,
+    entry: ClaimedEntry,
+    error: ErrorInfo,
+    *,
+    retryable: bool,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    retry_after_seconds: float | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Record a failed push: queued again after a backoff, or 'failed' when out of attempts.
+
+    Attempts are counted at claim time, so a worker that crashes mid-push uses one up too.
+    Returns the new status.
+    """
+    now = now or utcnow()
+    row = _held(session, entry)
+    _release(row, now)
+    row.last_error = canonical_json(error.as_json())
+    if row.content_hash != entry.content_hash:
+        # The failure concerned content that has since been replaced: try the new one now.
+        last_error = row.last_error
+        requeue(row, now)
+        row.last_error = last_error
+    elif retryable and row.attempts < max_attempts:
+        delay = max(backoff_seconds(row.attempts), retry_after_seconds or 0.0)
+        row.status = LedgerStatus.QUEUED.value
+        row.next_attempt_at = now + timedelta(seconds=delay)
+    else:
+        row.status = LedgerStatus.FAILED.value
+    session.flush()
+    return row.status
+
+
+def mark_conflict(
+    session: Session,
+    entry: ClaimedEntry,
+    server_version: dict[str, Any] | None,
+    error: ErrorInfo | None = None,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """Record that the server holds a version we did not expect; kept for review."""
+    now = now or utcnow()
+    row = _held(session, entry)
+    _release(row, now)
+    row.status = LedgerStatus.CONFLICT.value
+    row.conflict_json = None if server_version is None else canonical_json(server_version)
+    row.last_error = None if error is None else canonical_json(error.as_json())
+    session.flush()
+    return row.status
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Delay before the next try after `attempts` tries: 30 s doubling, at most one hour."""
+    exponent = max(attempts - 1, 0)
+    return float(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(exponent, 20)))
+
+
+def _held(session: Session, entry: ClaimedEntry) -> LedgerEntry:
+    # Matching the token, not the expiry: a late report is still valid until someone re-claims.
+    row = session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.id == entry.ledger_id, LedgerEntry.claim_token == entry.claim_token)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        raise LeaseLostError(entry.ledger_id)
+    return row
+
+
+def _release(row: LedgerEntry, now: datetime) -> None:
+    row.claimed_by = None
+    row.claim_token = None
+    row.lease_expires_at = None
+    row.next_attempt_at = now
+    row.updated_at = now
+
+
+def _upsert_resources(
+    session: Session,
+    row: LedgerEntry,
+    resources: Sequence[ResourceState],
+    default_hash: str,
+    now: datetime,
+) -> None:
+    existing = {
+        (r.resource_type, r.identifier_system, r.identifier_value): r for r in row.resources
+    }
+    for res in resources:
+        key = (res.resource_type, res.identifier_system, res.identifier_value)
+        target = existing.get(key)
+        if target is None:
+            target = LedgerResource(
+                resource_type=res.resource_type,
+                identifier_system=res.identifier_system,
+                identifier_value=res.identifier_value,
+            )
+            row.resources.append(target)
+            existing[key] = target
+        target.server_id = res.server_id
+        target.version_id = res.version_id
+        target.etag = res.etag
+        target.last_sent_hash = res.last_sent_hash or default_hash
+        target.updated_at = now
