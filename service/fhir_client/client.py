@@ -1,0 +1,557 @@
+"""FhirClient: FHIR REST interactions over one pooled requests.Session per server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from .auth import RefreshableAuth
+from .capabilities import ServerCapabilities, parse_capability_statement
+from .errors import FhirTransportError, InvalidServerResponse, error_for_status
+from .outcome import parse_operation_outcome
+from .results import EntryResult, WriteResult, parse_bundle_response, write_result
+from .retry import RetryPolicy
+from .search import Params, iter_pages, iter_resources
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+FHIR_JSON = "application/fhir+json"
+DEFAULT_USER_AGENT = "diarybridge-fhir-client/0.1"
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Transport failures worth another attempt; InvalidURL and the like are not.
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _check_type(resource_type: str) -> str:
+    if not _TYPE.match(resource_type):
+        raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+    return resource_type
+
+
+def _check_id(resource_id: str) -> str:
+    if not _ID.match(resource_id):
+        raise ValueError("not a FHIR logical id (1-64 of A-Z a-z 0-9 - .)")
+    return resource_id
+
+
+def _resource_type_of(resource: Mapping[str, Any]) -> str:
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise ValueError("resource has no resourceType")
+    return _check_type(resource_type)
+
+
+def _query(params: Params) -> str:
+    items = params.items() if isinstance(params, Mapping) else params
+    return urlencode(list(items), doseq=True)
+
+
+def _if_match(version: str) -> str:
+    # Servers compare weak ETags; accept both a bare version id and a full ETag.
+    return version if version.startswith(('W/"', '"')) else f'W/"{version}"'
+
+
+def bundle_is_idempotent(bundle: Mapping[str, Any]) -> bool:
+    """True when replaying the Bundle cannot duplicate data: every entry PUT/DELETE/GET or
+    a conditional POST (ifNoneExist)."""
+    for entry in bundle.get("entry") or []:
+        request = entry.get("request") if isinstance(entry, Mapping) else None
+        if not isinstance(request, Mapping):
+            return False
+        method = str(request.get("method", "")).upper()
+        if method in _IDEMPOTENT_METHODS:
+            continue
+        if method == "POST" and request.get("ifNoneExist"):
+            continue
+        return False
+    return True
+
+
+class FhirClient:
+    """A FHIR REST client for one server: interactions named as in the spec, JSON in and out."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: AuthBase | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        pool_size: int = 10,
+        user_agent: str = DEFAULT_USER_AGENT,
+        request_id_header: str = "X-Request-ID",
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("FHIR base URL must be an absolute http(s) URL")
+        self.base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._timeout = timeout
+        self._verify = verify
+        self._cert = cert
+        self._retry = retry or RetryPolicy()
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            # Retries are ours (with Retry-After and idempotency rules), so urllib3's are off.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
+        self._user_agent = user_agent
+        self._request_id_header = request_id_header
+        self._capabilities: ServerCapabilities | None = None
+        self._capabilities_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FhirClient({self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- capabilities -------------------------------------------------------------------
+
+    def capabilities(self, *, refresh: bool = False) -> ServerCapabilities:
+        """The server's CapabilityStatement, read once from /metadata and cached."""
+        with self._capabilities_lock:
+            if self._capabilities is None or refresh:
+                data = self._json(
+                    "GET", f"{self.base_url}/metadata", expected_type="CapabilityStatement"
+                )
+                self._capabilities = parse_capability_statement(data)
+                caps = self._capabilities
+                log.info(
+                    "fhir server %s: fhirVersion %s (%s), transaction=%s batch=%s",
+                    caps.software_name or "unknown",
+                    caps.fhir_version,
+                    caps.release,
+                    caps.transaction,
+                    caps.batch,
+                )
+            return self._capabilities
+
+    # ---- instance and type interactions -------------------------------------------------
+
+    def read(
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> JsonObject:
+        """read: GET [base]/Type/id."""
+        url = f"{self.base_url}/{_check_type(resource_type)}/{quote(_check_id(resource_id))}"
+        data = self._json(
+            "GET", url, expected_type=resource_type, headers=headers, request_id=request_id
+        )
+        assert data is not None  # expected_type guarantees a body
+        return data
+
+    def create(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        if_none_exist: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> WriteResult:
+        """create: POST [base]/Type; with if_none_exist a conditional create (safe to retry)."""
+        resource_type = _resource_type_of(resource)
+        extra = dict(headers or {})
+        if if_none_exist is not None:
+            extra["If-None-Exist"] = _query(if_none_exist)
+        return self._write(
+            "POST",
+            f"{self.base_url}/{resource_type}",
+            resource,
+            headers=extra,
+            request_id=request_id,
+            idempotent=if_none_exist is not None,
+        )
+
+    def update(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> WriteResult:
+        """update: PUT [base]/Type/id (creates it when the server allows updateCreate)."""
+        resource_type = _resource_type_of(resource)
+        resource_id = resource.get("id")
+        if not isinstance(resource_id, str):
+            raise ValueError("update needs a resource with an id")
+        extra = dict(headers or {})
+        if if_match is not None:
+            extra["If-Match"] = _if_match(if_match)
+        return self._write(
+            "PUT",
+            f"{self.base_url}/{resource_type}/{quote(_check_id(resource_id))}",
+            resource,
+            headers=extra,
+            request_id=request_id,
+            idempotent=True,
+        )
+
+    def conditional_update(
+        self,
+        resource: Mapping[str, Any],
+        query: Params,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> WriteResult:
+        """conditional update: PUT [base]/Type?query (update the one match, or create)."""
+        resource_type = _resource_type_of(resource)
+        return self._write(
+            "PUT",
+            f"{self.base_url}/{resource_type}?{_query(query)}",
+            resource,
+            headers=headers,
+            request_id=request_id,
+            idempotent=True,
+        )
+
+    def delete(
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """delete: DELETE [base]/Type/id."""
+        url = f"{self.base_url}/{_check_type(resource_type)}/{quote(_check_id(resource_id))}"
+        self._request("DELETE", url, headers=headers, request_id=request_id, idempotent=True)
+
+    # ---- whole-system interactions ------------------------------------------------------
+
+    def transaction(
+        self,
+        bundle: Mapping[str, Any],
+        *,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> list[EntryResult]:
+        """transaction: POST a transaction Bundle; all entries succeed or the call raises."""
+        return self._bundle("transaction", bundle, idempotent, headers, request_id)
+
+    def batch(
+        self,
+        bundle: Mapping[str, Any],
+        *,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> list[EntryResult]:
+        """batch: POST a batch Bundle; each entry has its own result, failures included."""
+        return self._bundle("batch", bundle, idempotent, headers, request_id)
+
+    def search_pages(
+        self,
+        resource_type: str,
+        params: Params | None = None,
+        *,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[JsonObject]:
+        """search-type: searchset Bundles, fetched lazily page by page via link[next]."""
+        items = list(params.items() if isinstance(params, Mapping) else params or [])
+        if page_size is not None:
+            items.append(("_count", str(page_size)))
+
+        def fetch(url: str, page_params: Params | None) -> JsonObject:
+            data = self._json(
+                "GET",
+                url,
+                params=page_params,
+                expected_type="Bundle",
+                headers=headers,
+                request_id=request_id,
+            )
+            assert data is not None
+            return data
+
+        url = f"{self.base_url}/{_check_type(resource_type)}"
+        return iter_pages(fetch, url, items)  # type: ignore[arg-type]
+
+    def search(
+        self,
+        resource_type: str,
+        params: Params | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[JsonObject]:
+        """search-type: matching resources across all pages (or the first `limit`), streamed."""
+        pages = self.search_pages(
+            resource_type, params, page_size=page_size, headers=headers, request_id=request_id
+        )
+        return iter_resources(pages, limit)
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _bundle(
+        self,
+        kind: str,
+        bundle: Mapping[str, Any],
+        idempotent: bool | None,
+        headers: Mapping[str, str] | None,
+        request_id: str | None,
+    ) -> list[EntryResult]:
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
+            raise ValueError(f"{kind} needs a Bundle of type {kind!r}")
+        entries = bundle.get("entry") or []
+        safe = bundle_is_idempotent(bundle) if idempotent is None else idempotent
+        response = self._json(
+            "POST",
+            self.base_url,
+            body=bundle,
+            expected_type="Bundle",
+            headers=headers,
+            request_id=request_id,
+            idempotent=safe,
+        )
+        results = parse_bundle_response(
+            response, expected_type=f"{kind}-response", expected_entries=len(entries)
+        )
+        failed = sum(1 for r in results if not r.ok)
+        log.info("fhir %s: %d entries, %d failed", kind, len(results), failed)
+        return results
+
+    def _write(
+        self,
+        method: str,
+        url: str,
+        resource: Mapping[str, Any],
+        *,
+        headers: Mapping[str, str] | None,
+        request_id: str | None,
+        idempotent: bool,
+    ) -> WriteResult:
+        response = self._request(
+            method,
+            url,
+            body=resource,
+            headers=headers,
+            request_id=request_id,
+            idempotent=idempotent,
+        )
+        body = self._parse_body(method, url, response) if response.content else None
+        if body is not None and not isinstance(body, dict):
+            raise InvalidServerResponse(
+                f"{method} {self._path(url)} returned JSON that is no object"
+            )
+        if body is not None and "resourceType" in body:
+            expected = _resource_type_of(resource)
+            if body["resourceType"] not in (expected, "OperationOutcome"):
+                got = body["resourceType"]
+                raise InvalidServerResponse(
+                    f"{method} {self._path(url)} returned {got!r}, expected {expected!r}"
+                )
+        return write_result(
+            response.status_code,
+            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            body=body,
+        )
+
+    def _json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        expected_type: str,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        idempotent: bool | None = None,
+    ) -> JsonObject:
+        response = self._request(
+            method,
+            url,
+            params=params,
+            body=body,
+            headers=headers,
+            request_id=request_id,
+            idempotent=idempotent,
+        )
+        data = self._parse_body(method, url, response)
+        if not isinstance(data, dict) or data.get("resourceType") != expected_type:
+            got = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
+            raise InvalidServerResponse(
+                f"{method} {self._path(url)} returned {got!r}, expected {expected_type!r}"
+            )
+        return data
+
+    def _parse_body(self, method: str, url: str, response: requests.Response) -> Any:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            content_type = response.headers.get("Content-Type", "none")
+            raise InvalidServerResponse(
+                f"{method} {self._path(url)} -> {response.status_code}: body is not JSON "
+                f"(Content-Type {content_type})"
+            ) from None
+
+    def _path(self, url: str, params: Params | None = None) -> str:
+        """Loggable form of a URL: path below the base, query parameter names only."""
+        parts = urlsplit(url)
+        base_path = urlsplit(self.base_url).path
+        path = parts.path[len(base_path) :] if parts.path.startswith(base_path) else parts.path
+        names = [kv.split("=", 1)[0] for kv in parts.query.split("&") if kv]
+        if params is not None:
+            names += [k for k, _ in (params.items() if isinstance(params, Mapping) else params)]
+        return (path or "/") + (f"?{','.join(dict.fromkeys(names))}" if names else "")
+
+    def _headers(
+        self, headers: Mapping[str, str] | None, request_id: str | None, has_body: bool
+    ) -> dict[str, str]:
+        result = {"Accept": FHIR_JSON, "User-Agent": self._user_agent}
+        if has_body:
+            result["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+        if request_id is not None:
+            result[self._request_id_header] = request_id
+        result.update(headers or {})
+        return result
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """Send with retries (idempotent only), one token refresh on 401; raise typed errors."""
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT_METHODS
+        # Serialised once, so every retry sends the same bytes.
+        data = (
+            json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            if body is not None
+            else None
+        )
+        send_headers = self._headers(headers, request_id, data is not None)
+        path = self._path(url, params)
+        policy = self._retry
+        started = policy.clock()
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            sent_at = policy.clock()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=send_headers,
+                    auth=self._auth,
+                    timeout=self._timeout,
+                    verify=self._verify,
+                    cert=self._cert,
+                    # A redirected POST/PUT would silently become a GET; only reads may follow.
+                    allow_redirects=method == "GET",
+                )
+            except _TRANSIENT as exc:
+                elapsed = policy.clock() - started
+                delay = policy.next_delay(attempt, elapsed) if idempotent else None
+                log.warning(
+                    "fhir %s %s failed: %s (attempt %d%s)",
+                    method,
+                    path,
+                    type(exc).__name__,
+                    attempt,
+                    f", retry in {delay:.2f} s" if delay is not None else ", giving up",
+                )
+                if delay is None:
+                    raise FhirTransportError(
+                        f"{method} {path}: {type(exc).__name__} after {attempt} attempt(s)"
+                    ) from exc
+                policy.sleep(delay)
+                continue
+            except requests.RequestException as exc:
+                raise FhirTransportError(f"{method} {path}: {type(exc).__name__}") from exc
+            status = response.status_code
+            duration_ms = (policy.clock() - sent_at) * 1000
+            level = logging.DEBUG if status < HTTPStatus.BAD_REQUEST else logging.INFO
+            log.log(level, "fhir %s %s -> %d in %.0f ms", method, path, status, duration_ms)
+            if (
+                status == HTTPStatus.UNAUTHORIZED
+                and not refreshed
+                and isinstance(self._auth, RefreshableAuth)
+            ):
+                # A 401 means the request was not processed, so one resend is safe for any method.
+                refreshed = True
+                attempt -= 1
+                self._auth.invalidate()
+                response.close()
+                continue
+            if idempotent and status in policy.retry_statuses:
+                retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
+                delay = policy.next_delay(attempt, policy.clock() - started, retry_after)
+                if delay is not None:
+                    log.warning(
+                        "fhir %s %s -> %d, retry %d in %.2f s", method, path, status, attempt, delay
+                    )
+                    response.close()
+                    policy.sleep(delay)
+                    continue
+            if status >= HTTPStatus.BAD_REQUEST:
+                raise self._error(method, path, response)
+            if status >= HTTPStatus.MULTIPLE_CHOICES:
+                raise InvalidServerResponse(f"{method} {path} -> unexpected {status}")
+            return response
+
+    def _error(self, method: str, path: str, response: requests.Response) -> Exception:
+        try:
+            outcome = parse_operation_outcome(json.loads(response.content))
+        except ValueError:
+            outcome = None
+        retry_after = self._retry.parse_retry_after(response.headers.get("Retry-After"))
+        return error_for_status(
+            response.status_code, method=method, path=path, outcome=outcome, retry_after=retry_after
+        )

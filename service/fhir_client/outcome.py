@@ -1,0 +1,68 @@
+"""OperationOutcome as a small typed value, parsed leniently from server JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutcomeIssue:
+    """One OperationOutcome.issue: what the server said went wrong and where."""
+
+    severity: str
+    code: str
+    diagnostics: str | None = None
+    details_text: str | None = None
+    expression: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    """The issues of an OperationOutcome, in server order."""
+
+    issues: tuple[OutcomeIssue, ...]
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Issue codes (e.g. 'invalid', 'conflict'): safe to log, unlike diagnostics."""
+        return tuple(issue.code for issue in self.issues)
+
+    @property
+    def has_errors(self) -> bool:
+        """True when any issue is 'error' or 'fatal' (a batch entry may carry only warnings)."""
+        return any(issue.severity in ("error", "fatal") for issue in self.issues)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_operation_outcome(data: Any) -> OperationOutcome | None:
+    """Return the OperationOutcome in `data`, or None when it is not one."""
+    if not isinstance(data, Mapping) or data.get("resourceType") != "OperationOutcome":
+        return None
+    issues: list[OutcomeIssue] = []
+    for raw in data.get("issue") or []:
+        if not isinstance(raw, Mapping):
+            continue
+        details = raw.get("details")
+        details_text = _optional_str(details.get("text")) if isinstance(details, Mapping) else None
+        # R4 still allows the deprecated `location` (XPath); keep FHIRPath `expression` only.
+        issues.append(
+            OutcomeIssue(
+                severity=_optional_str(raw.get("severity")) or "error",
+                code=_optional_str(raw.get("code")) or "unknown",
+                diagnostics=_optional_str(raw.get("diagnostics")),
+                details_text=details_text,
+                expression=_strings(raw.get("expression")),
+            )
+        )
+    return OperationOutcome(issues=tuple(issues))
