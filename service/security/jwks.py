@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -53,7 +54,10 @@ class JwksFile:
         return info.st_mtime_ns, info.st_size
 
     def _load(self) -> jwt.PyJWKSet:
-        return jwt.PyJWKSet.from_json(self._path.read_text(encoding="utf-8"))
+        document = json.loads(self._path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("a JWKS must be a JSON object")
+        return jwt.PyJWKSet.from_dict(document)
 
     def _current(self) -> jwt.PyJWKSet:
         with self._lock:
