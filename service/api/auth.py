@@ -1,0 +1,37 @@
+"""The authentication hook: every request but the public ones carries credentials."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from flask import Flask, Response, current_app, g, request
+
+from service.api.errors import error_response
+from service.security import Authenticator, Forbidden, Unauthenticated
+
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
+API_KEY_HEADER = "X-API-Key"
+
+
+def install(app: Flask, authenticator: Authenticator) -> None:
+    """Authenticate before each protected view; render 401/403 as our error body."""
+    app.extensions["diarybridge.authenticator"] = authenticator
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return
+        auth: Authenticator = current_app.extensions["diarybridge.authenticator"]
+        g.principal = auth.authenticate(
+            request.headers.get("Authorization"), request.headers.get(API_KEY_HEADER)
+        )
+
+    @app.errorhandler(Unauthenticated)
+    def _unauthenticated(exc: Unauthenticated) -> Response:
+        response = error_response(HTTPStatus.UNAUTHORIZED, "unauthenticated", str(exc))
+        response.headers["WWW-Authenticate"] = exc.www_authenticate
+        return response
+
+    @app.errorhandler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Response:
+        return error_response(HTTPStatus.FORBIDDEN, "forbidden", str(exc))

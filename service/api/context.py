@@ -1,0 +1,78 @@
+"""What a view needs from the request beyond its body: the caller, and the mapping context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+
+from mappings.context import FhirVersion, MappingContext
+from mappings.records import PatientRef
+from service.schemas import RecordKind
+from service.security import Principal, patient_key
+
+# The resource type each of our formats mainly becomes: what a caller's scope must allow.
+PRIMARY_TYPE = {
+    RecordKind.DIARY_ENTRY: "Observation",
+    RecordKind.INFUSION: "MedicationAdministration",
+}
+
+
+def principal() -> Principal:
+    """The authenticated caller (set by the authentication hook before every protected view)."""
+    caller: Principal = g.principal
+    return caller
+
+
+def mapping_context(version: FhirVersion) -> MappingContext:
+    """The caller's client id is its namespace in every business identifier we mint."""
+    client_id = principal().client_id
+    return MappingContext(
+        app_namespace=client_id, source=f"urn:diarybridge:client:{client_id}", fhir_version=version
+    )
+
+
+def key_of(patient: PatientRef) -> str:
+    """A record's patient as the key the security layer compares."""
+    return patient_key(patient.reference, patient.identifier_system, patient.identifier_value)
+
+
+def _payload_patient_key(item: Any) -> str | None:
+    patient = item.get("patient") if isinstance(item, dict) else None
+    if not isinstance(patient, dict):
+        return None
+    ident = patient.get("identifier")
+    try:
+        if isinstance(patient.get("reference"), str):
+            return patient_key(reference=patient["reference"])
+        if isinstance(ident, dict):
+            return patient_key(
+                identifier_system=ident.get("system"), identifier_value=ident.get("value")
+            )
+    except ValueError:
+        return None  # malformed: the schema will name the problem
+    return None
+
+
+def require_records(payload: Any, kind: RecordKind) -> Any:
+    """Check the caller may write every patient named in the payload, before validating it.
+
+    Checked first so a caller confined to one patient learns nothing (not even validation
+    messages) about records of another patient.
+    """
+    caller = principal()
+    items = payload if isinstance(payload, list) else [payload]
+    for item in items:
+        caller.require("write", PRIMARY_TYPE[kind], _payload_patient_key(item))
+    return payload
+
+
+def require_resources_read(answer: dict[str, list[dict[str, Any]]]) -> None:
+    """Check the caller may read the patients of records mapped back from FHIR."""
+    caller = principal()
+    for key, kind in (
+        ("diary_entries", RecordKind.DIARY_ENTRY),
+        ("infusions", RecordKind.INFUSION),
+    ):
+        for item in answer[key]:
+            caller.require("read", PRIMARY_TYPE[kind], _payload_patient_key(item))

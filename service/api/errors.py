@@ -1,0 +1,109 @@
+"""One table: exception type -> HTTP status and error code; one handler renders them all."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from mappings import errors as mapping_errors
+from service.convert import FhirInputError
+from service.negotiation import NegotiationError
+from service.schemas import ErrorSchema, Problem, flatten_messages
+from service.schemas.loading import TooManyRecords
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error a view raises on purpose, with its status, code and problems."""
+
+    def __init__(
+        self,
+        status: HTTPStatus,
+        code: str,
+        message: str,
+        problems: list[Problem] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems = problems or []
+        self.headers = headers or {}
+
+
+def _problems(exc: Exception) -> list[Problem]:
+    if isinstance(exc, ValidationError):
+        return flatten_messages(exc.messages)
+    if isinstance(exc, FhirInputError | NegotiationError):
+        return [Problem(exc.field, str(exc))]
+    return []
+
+
+# (exception type, status, error code, message shown; None: the exception's own text)
+TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
+    (ValidationError, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", "the input has problems"),
+    (FhirInputError, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
+    (NegotiationError, HTTPStatus.BAD_REQUEST, "bad_parameter", None),
+    (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
+    (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
+    (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
+    (
+        mapping_errors.UnsupportedVersion,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "unsupported_version",
+        None,
+    ),
+]
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, problems: list[Problem] | None = None
+) -> Response:
+    """Render the one error body."""
+    body: dict[str, Any] = ErrorSchema().dump(
+        {"error": code, "message": message, "problems": problems or []}
+    )
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the table as Flask error handlers, plus JSON bodies for HTTP errors and bugs."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message, exc.problems)
+        response.headers.update(exc.headers)
+        return response
+
+    for exc_type, status, code, message in TABLE:
+
+        def handler(
+            exc: Exception, status: HTTPStatus = status, code: str = code, msg: str | None = message
+        ) -> Response:
+            return error_response(status, code, msg or str(exc), _problems(exc))
+
+        app.register_error_handler(exc_type, handler)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = HTTPStatus(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
+        code = status.phrase.lower().replace(" ", "_")
+        return error_response(status, code, exc.description or status.phrase)
+
+    @app.errorhandler(Exception)
+    def _bug(exc: Exception) -> Response:
+        # A mapping bug (InvalidResource) lands here too: never invalid FHIR on the wire.
+        # Its message may quote input values (pydantic's do): log only the type and frames.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unhandled %s\n%s", type(exc).__name__, frames)
+        return error_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred"
+        )

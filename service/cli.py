@@ -1,0 +1,168 @@
+"""The `diarybridge` command: serve the API, or convert files with the same functions it uses."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from marshmallow import ValidationError
+
+import mappings
+from mappings.context import FhirVersion, MappingContext
+from service.config import Settings
+from service.schemas import RecordKind, flatten_messages, load_records
+
+CHUNK = 500  # records mapped per step: bounded memory however long the file
+
+
+def _records_from(stream: IO[str]) -> Iterator[tuple[str, Any]]:
+    """Yield (position, JSON object) from a JSON array or NDJSON stream."""
+    head = stream.read(1)
+    while head and head.isspace():
+        head = stream.read(1)
+    if head == "[":
+        items = json.loads(head + stream.read())
+        if not isinstance(items, list):
+            raise ValueError("expected a JSON array or NDJSON")
+        for index, item in enumerate(items):
+            yield f"[{index}]", item
+        return
+    for number, line in enumerate(itertools.chain([head + stream.readline()], stream), start=1):
+        if line.strip():
+            try:
+                yield f"line {number}", json.loads(line)
+            except ValueError as exc:
+                raise SystemExit(f"diarybridge convert: line {number}: not JSON: {exc}") from None
+
+
+def _kind(item: Any) -> RecordKind:
+    return (
+        RecordKind.INFUSION
+        if isinstance(item, dict) and "infusion_id" in item
+        else (RecordKind.DIARY_ENTRY)
+    )
+
+
+def convert_stream(
+    source: IO[str], out: IO[str], ctx: MappingContext, output: str, bundle_type: str
+) -> int:
+    """Convert records to FHIR; returns the number of records. Invalid input stops with no output
+    of the bad record and an error naming its position and field."""
+    resources: list[dict[str, Any]] = []
+    count = 0
+    chunk: list[tuple[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal count
+        loaded = []
+        for position, item in chunk:
+            try:
+                loaded.extend(load_records(item, _kind(item)))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{p.field}: {p.message}" for p in flatten_messages(exc.messages)
+                )
+                raise SystemExit(f"diarybridge convert: {position}: {problems}") from None
+        mapped = mappings.to_resources(loaded, ctx)
+        count += len(loaded)
+        if output == "ndjson":
+            out.writelines(
+                json.dumps(resource, separators=(",", ":")) + "\n" for resource in mapped
+            )
+        else:
+            resources.extend(mapped)
+        chunk.clear()
+
+    for position, item in _records_from(source):
+        chunk.append((position, item))
+        if len(chunk) >= CHUNK:
+            flush()
+    flush()
+    if output == "bundle":
+        bundle = (
+            mappings.transaction_bundle(resources, ctx, "conditional-create")
+            if bundle_type == "transaction"
+            else mappings.collection_bundle(resources, ctx)
+        )
+        json.dump(bundle, out, indent=2)
+        out.write("\n")
+    return count
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from service.app import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host or settings.host}:{args.port or settings.port}")
+            self.cfg.set("workers", 1)  # one process; the sync worker runs in it as a thread
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return app
+
+    _Server().run()
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    ctx = MappingContext(
+        app_namespace=args.app,
+        source=f"urn:diarybridge:client:{args.app}",
+        fhir_version=FhirVersion(args.fhir_version),
+    )
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        for path in args.files:
+            with sys.stdin if path == "-" else open(path, encoding="utf-8") as source:
+                count = convert_stream(source, out, ctx, args.format, args.bundle)
+                print(f"converted {count} record(s) from {path}", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: serve and convert."""
+    parser = argparse.ArgumentParser(prog="diarybridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (gunicorn)")
+    serve.add_argument("--host", help="bind address (default DIARYBRIDGE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default DIARYBRIDGE_PORT or 8080)")
+    serve.add_argument("--threads", type=int, default=4)
+    serve.set_defaults(func=_serve)
+
+    conv = sub.add_parser(
+        "convert", help="diary entries / infusion records (JSON or NDJSON) -> FHIR"
+    )
+    conv.add_argument("files", nargs="+", help="input files; - for standard input")
+    conv.add_argument("--format", choices=("bundle", "ndjson"), default="bundle")
+    conv.add_argument("--bundle", choices=("collection", "transaction"), default="collection")
+    conv.add_argument("--fhir-version", choices=("R4", "R5"), default="R4")
+    conv.add_argument("--app", default="diarybridge-cli", help="app namespace for identifiers")
+    conv.add_argument("-o", "--output", help="write here instead of standard output")
+    conv.set_defaults(func=_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `diarybridge` console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Settings for the service: the only module that reads the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///var/diarybridge.sqlite3"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class FhirServerSettings:
+    """Where and how we talk to the clinic's FHIR server (empty base_url: push/pull disabled)."""
+
+    base_url: str = ""
+    auth: str = "none"  # none | bearer | basic | smart-backend
+    bearer_token: str = field(default="", repr=False)
+    username: str = ""
+    password: str = field(default="", repr=False)
+    smart_client_id: str = ""
+    smart_private_key_file: str = ""
+    smart_key_id: str = ""
+    smart_algorithm: str = "RS384"
+    smart_token_url: str = ""
+    smart_scope: str = "system/Observation.write system/MedicationAdministration.write"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    ca_bundle: str = ""  # empty: the system's trusted CAs; verification is never switched off
+    chunk_size: int = 200
+    max_tries: int = 5
+    deadline_seconds: float = 120.0
+    push_strategy: str = "auto"  # auto | update-as-create | conditional-create | conditional-update
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FhirServerSettings:
+        """Read the DIARYBRIDGE_FHIR_* variables, starting from an optional JSON config file."""
+        base: dict[str, Any] = {}
+        config_file = env.get("DIARYBRIDGE_FHIR_CONFIG_FILE")
+        if config_file:
+            try:
+                base = json.loads(Path(config_file).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"DIARYBRIDGE_FHIR_CONFIG_FILE: cannot read {config_file}: {exc}"
+                ) from None
+            unknown = set(base) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise ConfigError(f"DIARYBRIDGE_FHIR_CONFIG_FILE: unknown keys {sorted(unknown)}")
+        settings = cls(**base)
+        strings = {
+            "base_url": "DIARYBRIDGE_FHIR_BASE_URL",
+            "auth": "DIARYBRIDGE_FHIR_AUTH",
+            "bearer_token": "DIARYBRIDGE_FHIR_BEARER_TOKEN",
+            "username": "DIARYBRIDGE_FHIR_USERNAME",
+            "password": "DIARYBRIDGE_FHIR_PASSWORD",
+            "smart_client_id": "DIARYBRIDGE_FHIR_SMART_CLIENT_ID",
+            "smart_private_key_file": "DIARYBRIDGE_FHIR_SMART_PRIVATE_KEY_FILE",
+            "smart_key_id": "DIARYBRIDGE_FHIR_SMART_KEY_ID",
+            "smart_algorithm": "DIARYBRIDGE_FHIR_SMART_ALGORITHM",
+            "smart_token_url": "DIARYBRIDGE_FHIR_SMART_TOKEN_URL",
+            "smart_scope": "DIARYBRIDGE_FHIR_SMART_SCOPE",
+            "ca_bundle": "DIARYBRIDGE_FHIR_CA_BUNDLE",
+            "push_strategy": "DIARYBRIDGE_FHIR_PUSH_STRATEGY",
+        }
+        changes: dict[str, Any] = {k: env[v] for k, v in strings.items() if env.get(v)}
+        changes["connect_timeout"] = _float(
+            env, "DIARYBRIDGE_FHIR_CONNECT_TIMEOUT", settings.connect_timeout
+        )
+        changes["read_timeout"] = _float(
+            env, "DIARYBRIDGE_FHIR_READ_TIMEOUT", settings.read_timeout
+        )
+        changes["chunk_size"] = _int(env, "DIARYBRIDGE_FHIR_CHUNK_SIZE", settings.chunk_size)
+        changes["max_tries"] = _int(env, "DIARYBRIDGE_FHIR_MAX_TRIES", settings.max_tries)
+        changes["deadline_seconds"] = _float(
+            env, "DIARYBRIDGE_FHIR_DEADLINE_SECONDS", settings.deadline_seconds
+        )
+        settings = replace(settings, **changes)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Reject combinations that cannot work, naming the variable."""
+        if self.auth not in {"none", "bearer", "basic", "smart-backend"}:
+            raise ConfigError(
+                "DIARYBRIDGE_FHIR_AUTH must be one of none, bearer, basic, smart-backend"
+            )
+        if not 1 <= self.chunk_size <= 1000:
+            raise ConfigError("DIARYBRIDGE_FHIR_CHUNK_SIZE must be between 1 and 1000")
+        if self.push_strategy not in {
+            "auto",
+            "update-as-create",
+            "conditional-create",
+            "conditional-update",
+        }:
+            raise ConfigError(
+                "DIARYBRIDGE_FHIR_PUSH_STRATEGY must be auto, update-as-create, "
+                "conditional-create or conditional-update"
+            )
+        if self.base_url and not self.base_url.startswith(("https://", "http://")):
+            raise ConfigError("DIARYBRIDGE_FHIR_BASE_URL must be an http(s) URL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app factory and the CLI need, built once from the environment."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_records_per_request: int = 1000
+    log_level: str = "INFO"
+    fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
+    # parsed by service.security from the same environment; kept raw here so only we read os.environ
+    security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from DIARYBRIDGE_* variables (and DATABASE_URL)."""
+        env = dict(os.environ if env is None else env)
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            host=env.get("DIARYBRIDGE_HOST") or "127.0.0.1",
+            port=_int(env, "DIARYBRIDGE_PORT", 8080),
+            max_body_bytes=_int(env, "DIARYBRIDGE_MAX_BODY_BYTES", 5 * 1024 * 1024),
+            max_records_per_request=_int(env, "DIARYBRIDGE_MAX_RECORDS_PER_REQUEST", 1000),
+            log_level=env.get("DIARYBRIDGE_LOG_LEVEL") or "INFO",
+            fhir=FhirServerSettings.from_env(env),
+            security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
+            testing=_bool(env, "DIARYBRIDGE_TESTING", False),
+        )

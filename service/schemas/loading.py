@@ -1,0 +1,75 @@
+"""Load one record or a list of records of a kind, with every problem reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from mappings import records as r
+from service.schemas.records import DiaryEntrySchema, InfusionRecordSchema
+
+
+class RecordKind(StrEnum):
+    """Our two input formats."""
+
+    DIARY_ENTRY = "diary-entry"
+    INFUSION = "infusion"
+
+
+SCHEMAS: Mapping[RecordKind, Schema] = {
+    RecordKind.DIARY_ENTRY: DiaryEntrySchema(),
+    RecordKind.INFUSION: InfusionRecordSchema(),
+}
+ID_FIELD = {RecordKind.DIARY_ENTRY: "entry_id", RecordKind.INFUSION: "infusion_id"}
+
+
+class TooManyRecords(ValueError):
+    """A request carries more records than one request may."""
+
+
+def load_records(payload: Any, kind: RecordKind, max_records: int | None = None) -> list[r.Record]:
+    """One record (an object) or a list of them; raises ValidationError listing every problem."""
+    schema = SCHEMAS[kind]
+    if isinstance(payload, dict):
+        return [schema.load(payload)]
+    if not isinstance(payload, list):
+        raise ValidationError({"_schema": ["must be a JSON object or an array of objects"]})
+    if not payload:
+        raise ValidationError({"_schema": ["must contain at least one record"]})
+    if max_records is not None and len(payload) > max_records:
+        raise TooManyRecords(f"{len(payload)} records in one request; at most {max_records}")
+    errors: dict[int, Any] = {}
+    loaded: list[r.Record] = []
+    for index, item in enumerate(payload):
+        if not isinstance(item, dict):
+            errors[index] = {"_schema": ["must be a JSON object"]}
+            continue
+        try:
+            loaded.append(schema.load(item))
+        except ValidationError as exc:
+            errors[index] = exc.messages
+    ids = [item.get(ID_FIELD[kind]) for item in payload if isinstance(item, dict)]
+    for index, item_id in enumerate(ids):
+        if item_id is not None and ids.index(item_id) != index:
+            errors.setdefault(index, {})
+            if isinstance(errors[index], dict):
+                errors[index].setdefault(ID_FIELD[kind], []).append(
+                    f"duplicates the record at [{ids.index(item_id)}]"
+                )
+    if errors:
+        raise ValidationError(errors)
+    return loaded
+
+
+def kind_of(record: r.Record) -> RecordKind:
+    """Which of our formats a record is."""
+    return RecordKind.INFUSION if isinstance(record, r.InfusionRecord) else RecordKind.DIARY_ENTRY
+
+
+def dump_record(record: r.Record) -> dict[str, Any]:
+    """A record back to our JSON format."""
+    result: dict[str, Any] = SCHEMAS[kind_of(record)].dump(record)
+    return result
