@@ -1,0 +1,233 @@
+"""Install and run the test FHIR server (Medplum's router, see server.mjs) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER_DIR = Path(__file__).resolve().parent
+SERVER_SCRIPT = SERVER_DIR / "server.mjs"
+LOCK_FILE = SERVER_DIR / "package-lock.json"
+NODE_MODULES = SERVER_DIR / "node_modules"
+# Written after a successful `npm ci`; holds the hash of the lock file it installed.
+INSTALL_STAMP = NODE_MODULES / ".diarybridge-lock.sha256"
+MIN_NODE_MAJOR = 20
+# Node 22+ has a global WebSocket; on 20 Medplum's core needs this flag to load.
+WEBSOCKET_FLAG_BELOW_MAJOR = 22
+NPM_TIMEOUT_S = 600.0
+STARTUP_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class FhirServerError(RuntimeError):
+    """The test FHIR server could not be installed or started."""
+
+
+def _lock_digest() -> str:
+    return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()
+
+
+def npm_dependencies_current() -> bool:
+    """True when node_modules holds exactly what package-lock.json pins."""
+    if not INSTALL_STAMP.is_file():
+        return False
+    return INSTALL_STAMP.read_text().strip() == _lock_digest()
+
+
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    # Outside the work tree so nothing shows up in git; keyed by folder so clones don't collide.
+    key = hashlib.sha256(str(SERVER_DIR).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"diarybridge-fhir-npm-{key}.lock"
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_npm_dependencies() -> bool:
+    """Run `npm ci` when node_modules is missing or stale; True if it installed."""
+    if npm_dependencies_current():
+        return False
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FhirServerError("npm is not on PATH: the test FHIR server needs Node.js 20+ and npm")
+    with _install_lock():
+        if npm_dependencies_current():
+            return False
+        command = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+        try:
+            done = subprocess.run(
+                command,
+                cwd=SERVER_DIR,
+                capture_output=True,
+                text=True,
+                timeout=NPM_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise FhirServerError(f"npm ci took longer than {NPM_TIMEOUT_S:.0f} s") from exc
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr)[-2000:]
+            raise FhirServerError(f"npm ci failed with exit code {done.returncode}:\n{tail}")
+        INSTALL_STAMP.write_text(_lock_digest() + "\n")
+    return True
+
+
+def node_command() -> list[str]:
+    """The node executable and flags that load Medplum on this machine's Node.js."""
+    node = shutil.which("node")
+    if node is None:
+        raise FhirServerError("node is not on PATH: the test FHIR server needs Node.js 20+")
+    version = subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0])
+    if major < MIN_NODE_MAJOR:
+        raise FhirServerError(f"Node.js {version} is too old: the test FHIR server needs 20+")
+    flags = ["--experimental-websocket"] if major < WEBSOCKET_FLAG_BELOW_MAJOR else []
+    return [node, *flags]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _metadata_ok(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/metadata", timeout=2) as response:
+            body = json.load(response)
+    except (OSError, ValueError):
+        return False
+    return bool(body.get("resourceType") == "CapabilityStatement")
+
+
+@dataclass
+class RunningServer:
+    """One server process; stop, kill and restart keep its port and its journal file."""
+
+    port: int
+    data_dir: Path
+    persist: bool = True
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """The FHIR base URL, e.g. http://127.0.0.1:8123."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def journal_path(self) -> Path | None:
+        """Where committed writes are appended, or None for a memory-only server."""
+        return self.data_dir / "journal.jsonl" if self.persist else None
+
+    @property
+    def log_path(self) -> Path:
+        """The server's stdout and stderr."""
+        return self.data_dir / "server.log"
+
+    def is_running(self) -> bool:
+        """True while the server process is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Start the process and wait until /metadata answers; raise FhirServerError if not."""
+        if self.is_running():
+            raise FhirServerError(f"server on port {self.port} is already running")
+        command = [*node_command(), str(SERVER_SCRIPT), "--port", str(self.port)]
+        if self.journal_path is not None:
+            command += ["--data-file", str(self.journal_path)]
+        command.append("--exit-with-parent")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=SERVER_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C meant for pytest must not hit the server first
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise FhirServerError(
+                    f"FHIR server exited with code {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if _metadata_ok(self.base_url):
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise FhirServerError(f"FHIR server not ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop gracefully with SIGTERM (SIGKILL after timeout)."""
+        self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """Stop at once with SIGKILL; writes that were answered are in the journal."""
+        self._signal(signal.SIGKILL, STOP_TIMEOUT_S)
+
+    def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Stop (if running) and start again on the same port with the same data."""
+        self.stop()
+        self.start(timeout)
+
+    def reset(self) -> None:
+        """Delete every resource (and the journal) through the server's POST /$reset."""
+        request = urllib.request.Request(f"{self.base_url}/$reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server log, for error messages."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def _signal(self, signum: signal.Signals, timeout: float) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signum)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+
+
+def start_fhir_server(
+    port: int | None = None,
+    *,
+    data_dir: Path | None = None,
+    persist: bool = True,
+    timeout: float = STARTUP_TIMEOUT_S,
+) -> RunningServer:
+    """Install npm deps if needed, start the server on 127.0.0.1 and wait for /metadata."""
+    ensure_npm_dependencies()
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="diarybridge-fhir-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = RunningServer(port=port or free_port(), data_dir=data_dir, persist=persist)
+    server.start(timeout)
+    return server
