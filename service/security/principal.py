@@ -54,8 +54,8 @@ class Principal:
         if self.patient is not None:
             needed = f"patient/{resource_type}.{action}"
             if not self._is_own(patient):
-                # Same answer whether or not that patient exists: nothing is revealed.
-                raise Forbidden("the credentials are limited to another patient", needed)
+                # One answer for every other patient, existing or not: nothing is revealed.
+                raise Forbidden("the credentials are limited to one patient's data", needed)
         else:
             needed = f"user/{resource_type}.{action} system/{resource_type}.{action}"
         raise Forbidden(f"insufficient scope to {action} {resource_type}", needed)

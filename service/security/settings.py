@@ -1,4 +1,23 @@
-"""Security settings: JWKS/issuer/audience for bearer tokens and the API-key table."""
+"""Security settings: JWKS/issuer/audience for bearer tokens and the API-key table.
+
+`SecuritySettings.from_mapping(env)` reads (all optional; blank means unset):
+
+    DIARYBRIDGE_JWKS_URL             https URL of the issuer's JWKS (http only on loopback)
+    DIARYBRIDGE_JWKS_FILE            path of a JWKS file instead (re-read when it changes)
+    DIARYBRIDGE_JWT_ISSUER           expected `iss`; required with a JWKS
+    DIARYBRIDGE_JWT_AUDIENCE         expected `aud`, comma-separated if several; required too
+    DIARYBRIDGE_JWT_ALGORITHMS       comma-separated, default RS256,RS384,ES256,ES384 (no HS*/none)
+    DIARYBRIDGE_JWT_LEEWAY_SECONDS   clock skew allowed on exp/nbf/iat, default 30, at most 300
+    DIARYBRIDGE_JWKS_CACHE_SECONDS   how long a fetched JWKS is reused, default 300
+    DIARYBRIDGE_JWKS_TIMEOUT_SECONDS timeout of a JWKS fetch, default 5
+    DIARYBRIDGE_API_KEYS             JSON list, one object per key:
+        {"key_sha256": "<64 hex>" | "key": "<plain, >= 16 chars, dev only>",
+         "client_id": "...", "scopes": "system/*.read ..." or [...],
+         "patient": "Patient/123" | "123" | "system|value"  (optional)}
+
+Without a JWKS no bearer token is accepted; without API keys no key is; with neither every
+request is Unauthenticated.
+"""
 
 from __future__ import annotations
 

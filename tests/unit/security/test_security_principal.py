@@ -34,7 +34,7 @@ def test_patient_token_reads_and_writes_its_own_patient():
 def test_patient_token_cannot_touch_another_patient(action):
     error = forbidden(principal(DIARY_APP, patient="123"), action, "Observation", "Patient/456")
 
-    assert error.reason == "the credentials are limited to another patient"
+    assert error.reason == "the credentials are limited to one patient's data"
     assert "456" not in error.reason and "456" not in error.www_authenticate
     assert error.needed_scope == f"patient/Observation.{action}"
 
@@ -53,7 +53,8 @@ def test_patient_token_missing_write_scope_names_the_scope():
 
 def test_patient_scopes_need_a_named_patient():
     # Requests not about one patient (e.g. a search across patients) are not allowed.
-    assert not principal(DIARY_APP, patient="123").can("read", "Observation", None)
+    error = forbidden(principal(DIARY_APP, patient="123"), "read", "Observation", None)
+    assert error.reason == "the credentials are limited to one patient's data"
 
 
 def test_patient_scopes_without_a_patient_binding_grant_nothing():
