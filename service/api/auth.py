@@ -7,7 +7,7 @@ from http import HTTPStatus
 from flask import Flask, Response, current_app, g, request
 
 from service.api.errors import error_response
-from service.security import Authenticator, Forbidden, Unauthenticated
+from service.security import Authenticator, Forbidden, KeysUnavailable, Unauthenticated
 
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
 API_KEY_HEADER = "X-API-Key"
@@ -35,3 +35,10 @@ def install(app: Flask, authenticator: Authenticator) -> None:
     @app.errorhandler(Forbidden)
     def _forbidden(exc: Forbidden) -> Response:
         return error_response(HTTPStatus.FORBIDDEN, "forbidden", str(exc))
+
+    @app.errorhandler(KeysUnavailable)
+    def _keys_unavailable(exc: KeysUnavailable) -> Response:
+        # The issuer's JWKS cannot be fetched: our problem, not the caller's credentials.
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE, "keys_unavailable", "token keys cannot be loaded now"
+        )
