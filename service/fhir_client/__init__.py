@@ -1,4 +1,12 @@
-"""FHIR REST client: speaks FHIR over HTTP and knows nothing of Flask or our mappings."""
+"""FHIR REST client: speaks FHIR over HTTP and knows nothing of Flask or our mappings.
+
+with build_client(FhirClientConfig(base_url="https://fhir.example/r4")) as fhir:
+    caps = fhir.capabilities()                      # /metadata, read once
+    strategy = choose_push_strategy(caps, ["Observation"])
+    fhir.update(resource)                           # PUT Type/id (update-as-create)
+    for obs in fhir.search("Observation", {"subject": "Patient/1"}, limit=100):
+        ...                                         # pages fetched lazily via link[next]
+"""
 
 from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
 from .capabilities import (

@@ -22,7 +22,7 @@ from .errors import FhirTransportError, InvalidServerResponse, error_for_status
 from .outcome import parse_operation_outcome
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
-from .search import Params, iter_pages, iter_resources
+from .search import Params, iter_pages, iter_resources, param_items
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ def _resource_type_of(resource: Mapping[str, Any]) -> str:
 
 
 def _query(params: Params) -> str:
-    items = params.items() if isinstance(params, Mapping) else params
-    return urlencode(list(items), doseq=True)
+    return urlencode(param_items(params))
 
 
 def _if_match(version: str) -> str:
@@ -290,7 +289,7 @@ class FhirClient:
         request_id: str | None = None,
     ) -> Iterator[JsonObject]:
         """search-type: searchset Bundles, fetched lazily page by page via link[next]."""
-        items = list(params.items() if isinstance(params, Mapping) else params or [])
+        items = param_items(params)
         if page_size is not None:
             items.append(("_count", str(page_size)))
 
@@ -307,7 +306,7 @@ class FhirClient:
             return data
 
         url = f"{self.base_url}/{_check_type(resource_type)}"
-        return iter_pages(fetch, url, items)  # type: ignore[arg-type]
+        return iter_pages(fetch, url, items)
 
     def search(
         self,
@@ -438,8 +437,7 @@ class FhirClient:
         base_path = urlsplit(self.base_url).path
         path = parts.path[len(base_path) :] if parts.path.startswith(base_path) else parts.path
         names = [kv.split("=", 1)[0] for kv in parts.query.split("&") if kv]
-        if params is not None:
-            names += [k for k, _ in (params.items() if isinstance(params, Mapping) else params)]
+        names += [name for name, _ in param_items(params)]
         return (path or "/") + (f"?{','.join(dict.fromkeys(names))}" if names else "")
 
     def _headers(

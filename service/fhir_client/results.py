@@ -45,7 +45,9 @@ def version_from_etag(etag: str | None) -> str | None:
     if not etag:
         return None
     match = _WEAK_ETAG.match(etag.strip())
-    return match.group(1) or None if match else None
+    if match is None or not match.group(1):
+        return None
+    return match.group(1)
 
 
 @dataclass(frozen=True)

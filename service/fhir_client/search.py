@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -11,9 +12,23 @@ from requests.models import PreparedRequest
 
 from .errors import InvalidServerResponse, PagingLoop
 
+log = logging.getLogger(__name__)
+
 JsonObject = dict[str, Any]
 Params = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str]]
 FetchPage = Callable[[str, Params | None], JsonObject]
+
+
+def param_items(params: Params | None) -> list[tuple[str, str]]:
+    """Flatten search parameters to (name, value) pairs; a list value repeats the name."""
+    pairs = params.items() if isinstance(params, Mapping) else params or []
+    items: list[tuple[str, str]] = []
+    for name, value in pairs:
+        if isinstance(value, str | int):
+            items.append((name, str(value)))
+        else:
+            items.extend((name, str(v)) for v in value)
+    return items
 
 
 def full_url(url: str, params: Params | None) -> str:
@@ -54,6 +69,8 @@ def iter_pages(fetch: FetchPage, url: str, params: Params | None = None) -> Iter
         following = next_link(bundle)
         yield bundle
         if following is None:
+            resource_type = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+            log.debug("fhir search %s: %d page(s)", resource_type, len(seen))
             return
         page_url, page_params = urljoin(page_url, following), None
         # Credentials go with every page request: never follow a link to another host.

@@ -163,3 +163,12 @@ def test_memory_does_not_grow_with_pages() -> None:
     few, many = _peak_while_streaming(5), _peak_while_streaming(100)
     # Keeping pages would make 100 pages cost ~20x 5 pages; streaming keeps it about flat.
     assert many < few * 2
+
+
+def test_list_values_repeat_the_parameter(rsps: responses.RequestsMock, client: FhirClient) -> None:
+    rsps.get(f"{BASE}/Observation", json=page([]))
+
+    list(client.search("Observation", {"code": ["a", "b"], "_count": 10}))
+
+    query = parse_qs(urlsplit(rsps.calls[0].request.url).query)
+    assert query == {"code": ["a", "b"], "_count": ["10"]}
