@@ -26,8 +26,8 @@ def fhir_response(body: dict[str, Any], version: FhirVersion) -> Response:
     return Response(
         json.dumps(body),
         status=HTTPStatus.OK,
-        mimetype=FHIR_JSON,
-        headers={"Content-Type": f"{FHIR_JSON}; fhirVersion={number}"},
+        # content_type, not mimetype + a header: Werkzeug 3.1.9 lets mimetype win over the header.
+        content_type=f"{FHIR_JSON}; fhirVersion={number}",
     )
 
 

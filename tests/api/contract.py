@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
+from openapi_core.deserializing.media_types.util import json_loads, plain_loads
 from openapi_core.testing import MockRequest, MockResponse
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -17,7 +18,15 @@ SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 @cache
 def openapi() -> OpenAPI:
     """The spec, parsed and checked once."""
-    return OpenAPI.from_file_path(str(SPEC_PATH))
+    # openapi-core reads only application/json as JSON by itself (other types stay bytes).
+    config = Config(
+        extra_media_type_deserializers={
+            "application/fhir+json": json_loads,
+            "application/fhir+ndjson": plain_loads,
+            "application/x-ndjson": plain_loads,
+        }
+    )
+    return OpenAPI.from_file_path(str(SPEC_PATH), config=config)
 
 
 class ContractClient(FlaskClient):
