@@ -22,6 +22,8 @@ from service.store.models import (
     RecordKind,
     SyncRequest,
     SyncRequestItem,
+    ledger_entry_table,
+    sync_request_item_table,
 )
 from service.store.values import (
     AcceptItem,
@@ -66,9 +68,9 @@ def accept(
     # from failing each other, and RETURNING tells which rows this call created.
     for chunk in _chunks(list(prepared.items()), CHUNK):
         stmt = _insert_ignoring_conflicts(session, chunk, now)
-        for row in session.execute(stmt):
-            key = (row.namespace, row.kind, row.source_id)
-            ids[key] = row.id
+        for inserted in session.execute(stmt):
+            key = (inserted.namespace, inserted.kind, inserted.source_id)
+            ids[key] = inserted.id
             dispositions[key] = Disposition.QUEUED
 
     existing = [key for key in prepared if key not in ids]
@@ -99,7 +101,7 @@ def accept(
 
     for chunk in _chunks(list(prepared.items()), CHUNK):
         session.execute(
-            SyncRequestItem.__table__.insert(),
+            sync_request_item_table.insert(),
             [
                 {
                     "request_id": request_id,
@@ -290,7 +292,7 @@ def _insert_ignoring_conflicts(
 ) -> Insert:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = LedgerEntry.__table__
+    table = ledger_entry_table
     stmt = insert(table).values(
         [
             {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import cast
 
 from sqlalchemy import (
     CheckConstraint,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -182,3 +184,8 @@ class AuditLog(Base):
     resource_kind: Mapped[str | None] = mapped_column(String(64))
     count: Mapped[int | None] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+# Core handles for the statements that bypass the ORM (bulk insert, claim update).
+ledger_entry_table = cast(Table, LedgerEntry.__table__)
+sync_request_item_table = cast(Table, SyncRequestItem.__table__)

@@ -15,7 +15,7 @@ from service.store.clock import utcnow
 from service.store.errors import LeaseLostError
 from service.store.hashing import canonical_json
 from service.store.ledger import requeue, resource_state
-from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
+from service.store.models import LedgerEntry, LedgerResource, LedgerStatus, ledger_entry_table
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -39,7 +39,7 @@ def claim_batch(
     """
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_seconds)
-    table = LedgerEntry.__table__
+    table = ledger_entry_table
     ids = list(
         session.scalars(
             select(LedgerEntry.id)
