@@ -153,7 +153,9 @@ def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[
         out.append(o)
     if entry.fluids_ml is not None:
         o = obs("fluids", codeable_concept(code_tables.code("loinc", "intake", "fluids")), None)
-        o["valueQuantity"] = quantity(entry.fluids_ml, code_tables.code("ucum", "units", "ml"))
+        o["valueQuantity"] = quantity(
+            entry.fluids_ml, code_tables.code("ucum", "units", "ml_per_24h")
+        )
         out.append(o)
     if entry.note is not None:
         o = obs("note", codeable_concept(_local("note")), None)
@@ -185,7 +187,8 @@ def _vital_sign_observations(vitals: VitalSigns, obs: Any) -> list[JSON]:
             BLOOD_PRESSURE_PART,
             codeable_concept(code_tables.code("loinc", "vital_signs", "blood_pressure")),
             vital_signs,
-            (PROFILE_BASE + "bp",),
+            # The bp profile requires both components; claim it only when both are there.
+            (PROFILE_BASE + "bp",) if systolic is not None and diastolic is not None else (),
         )
         mm_hg = code_tables.code("ucum", "units", "mm_hg")
         o["component"] = [
