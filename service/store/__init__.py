@@ -37,6 +37,7 @@ from service.store.outbox import (
     mark_failed,
     mark_retracted,
     mark_sent,
+    release_claims,
 )
 from service.store.values import (
     AcceptItem,
@@ -85,6 +86,7 @@ __all__ = [
     "mark_retracted",
     "mark_sent",
     "record_audit",
+    "release_claims",
     "requeue_failed",
     "status_counts",
     "upgrade",

@@ -55,7 +55,8 @@ def accept(
     (a sent entry stays sent). Runs in the caller's transaction: commit before acknowledging.
     """
     now = now or utcnow()
-    prepared = _prepare(items)
+    # Sorted by key: concurrent requests then lock shared rows in the same order (no deadlock).
+    prepared = dict(sorted(_prepare(items).items()))
     request_id = str(uuid.uuid4())
     session.add(
         SyncRequest(id=request_id, client_id=client_id, item_count=len(prepared), created_at=now)
@@ -82,6 +83,7 @@ def accept(
                     chunk_keys
                 )
             )
+            .order_by(LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         ).all()
@@ -142,7 +144,8 @@ def requeue_failed(
         if not id_list:
             return 0
         query = query.where(LedgerEntry.id.in_(id_list))
-    rows = session.scalars(query.with_for_update().execution_options(populate_existing=True)).all()
+    query = query.order_by(LedgerEntry.id).with_for_update()
+    rows = session.scalars(query.execution_options(populate_existing=True)).all()
     for row in rows:
         requeue(row, now)
     session.flush()

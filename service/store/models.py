@@ -7,6 +7,7 @@ ledger_resource   one row per FHIR resource produced from a ledger entry: busine
 sync_request      one accepted POST (the 202 with a status URL): who, how many, when
 sync_request_item which ledger entries a request enqueued, with the hash it enqueued
 audit_log         who did what to which patient's data, when (ids and counts, no values)
+export_job        one bulk export: its request, status, runner heartbeat and manifest
 """
 
 from __future__ import annotations
@@ -189,3 +190,39 @@ class AuditLog(Base):
 # Core handles for the statements that bypass the ORM (bulk insert, claim update).
 ledger_entry_table = cast(Table, LedgerEntry.__table__)
 sync_request_item_table = cast(Table, SyncRequestItem.__table__)
+
+
+class ExportJobStatus(StrEnum):
+    """Life of an export job; 'running' rows carry the runner and its heartbeat."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ExportJob(Base):
+    """One bulk export (POST /exports): what was asked, who runs it, and its manifest when done."""
+
+    __tablename__ = "export_job"
+    __table_args__ = (
+        CheckConstraint(_in_list("status", ExportJobStatus), name="status"),
+        Index("ix_export_job_status_heartbeat_at", "status", "heartbeat_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4
+    client_id: Mapped[str] = mapped_column(String(200))
+    patient: Mapped[str | None] = mapped_column(String(400))  # patient key, if confined to one
+    request_json: Mapped[str] = mapped_column(Text)  # since, until, types, format, patient
+    request_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[str | None] = mapped_column(String(400))  # counts only, never values
+    manifest_json: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # error type and safe message
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # runs started (resumes count)
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

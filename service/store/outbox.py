@@ -194,6 +194,27 @@ def mark_conflict(
     return row.status
 
 
+def release_claims(
+    session: Session, entries: Sequence[ClaimedEntry], *, now: datetime | None = None
+) -> int:
+    """Give back entries not worked on (e.g. on shutdown): due now, the attempt not counted.
+
+    Entries whose claim was already lost are skipped; returns how many were released.
+    """
+    now = now or utcnow()
+    released = 0
+    for entry in sorted(entries, key=lambda e: e.ledger_id):
+        try:
+            row = _held(session, entry)
+        except LeaseLostError:
+            continue
+        _release(row, now)
+        row.attempts = max(row.attempts - 1, 0)
+        released += 1
+    session.flush()
+    return released
+
+
 def backoff_seconds(attempts: int) -> float:
     """Delay before the next try after `attempts` tries: 30 s doubling, at most one hour."""
     exponent = max(attempts - 1, 0)

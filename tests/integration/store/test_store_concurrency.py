@@ -10,10 +10,20 @@ from collections import Counter
 from datetime import timedelta
 from textwrap import dedent
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.store import AcceptItem, accept, claim_batch, get_entry, mark_sent, status_counts
+from service.store import (
+    AcceptItem,
+    accept,
+    claim_batch,
+    get_entry,
+    make_engine,
+    make_session_factory,
+    mark_sent,
+    status_counts,
+    upgrade,
+)
 from service.store.clock import utcnow
 from service.store.models import LedgerEntry
 
@@ -141,3 +151,49 @@ def test_concurrent_accepts_of_the_same_records_make_one_row_each(factory: Facto
     with factory.begin() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 200
         assert status_counts(session).counts == {"queued": 200}
+
+
+def test_accepts_with_the_same_records_in_opposite_orders_do_not_deadlock(
+    factory: Factory,
+) -> None:
+    batch = items(300, prefix="both")
+    orders = [batch, list(reversed(batch))] * 2
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(orders))
+
+    def post(order: list[AcceptItem]) -> None:
+        try:
+            start.wait()
+            with factory.begin() as session:
+                accept(session, "client-a", order)
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(order,)) for order in orders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert errors == []
+    with factory.begin() as session:
+        assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 300
+
+
+def test_postgresql_skips_rows_locked_by_an_open_claim(postgres_url: str) -> None:
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    factory = make_session_factory(engine)
+    try:
+        with factory.begin() as session:
+            accept(session, "client-a", items(6))
+        with factory.begin() as slow:
+            first = claim_batch(slow, "w1", 3, lease_seconds=60)
+            # w1 has not committed: its rows are locked, yet w2 gets the others at once.
+            with factory.begin() as fast:
+                fast.execute(text("SET LOCAL lock_timeout = '2s'"))
+                second = claim_batch(fast, "w2", 10, lease_seconds=60)
+        assert [c.source_id for c in first] == ["e0", "e1", "e2"]
+        assert [c.source_id for c in second] == ["e3", "e4", "e5"]
+    finally:
+        engine.dispose()

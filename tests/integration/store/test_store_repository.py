@@ -30,6 +30,7 @@ from service.store import (
     mark_retracted,
     mark_sent,
     record_audit,
+    release_claims,
     requeue_failed,
     status_counts,
 )
@@ -439,3 +440,17 @@ def test_last_error_is_stored_as_json_with_fixed_keys(factory: Factory) -> None:
     stored = json.loads(raw)
     assert set(stored) == {"status", "code", "diagnostics"}
     assert len(stored["diagnostics"]) == 500
+
+
+def test_release_claims_gives_entries_back_without_counting_the_attempt(factory: Factory) -> None:
+    accept_now(factory, [item("e1"), item("e2")])
+    held = claim(factory, "w1", lease=600)
+    [stolen] = claim(factory, "w2", at=T0 + timedelta(seconds=600), limit=1)
+    assert stolen.source_id == "e1"  # w1's lease on e1 ran out and w2 took it
+
+    with factory.begin() as session:
+        released = release_claims(session, held, now=T0 + timedelta(seconds=601))
+    assert released == 1  # e2 only; e1 belongs to w2 now
+    [again] = claim(factory, "w3", at=T0 + timedelta(seconds=601))
+    assert again.source_id == "e2"
+    assert again.attempts == 1  # w1's unused attempt was given back
