@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
-from service.api import auth, convert, errors, health
+from service import observability
+from service.api import audit, auth, convert, errors, health, ops
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
-from service.store import make_engine, make_session_factory, upgrade
+from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from settings (read from the environment when none are given)."""
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level)
+    observability.configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -27,7 +26,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
 
     errors.register_error_handlers(app)
+    # First, so the request id exists before authentication and its access line comes last.
+    metrics = observability.install_metrics(app.extensions, lambda: _outbox_counts(app))
+    observability.install_request_hooks(app, metrics)
     auth.install(app, Authenticator(SecuritySettings.from_mapping(settings.security_env)))
+    audit.install(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(ops.bp)
     app.register_blueprint(convert.bp)
     return app
+
+
+def _outbox_counts(app: Flask) -> StatusCounts:
+    with app.extensions["diarybridge.sessions"]() as session:
+        return status_counts(session)

@@ -47,6 +47,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or default).lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class FhirServerSettings:
     """Where and how we talk to the clinic's FHIR server (empty base_url: push/pull disabled)."""
@@ -149,6 +156,9 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     max_records_per_request: int = 1000
     log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    metrics_public: bool = False  # True: GET /metrics without credentials
+    readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -165,6 +175,9 @@ class Settings:
             max_body_bytes=_int(env, "DIARYBRIDGE_MAX_BODY_BYTES", 5 * 1024 * 1024),
             max_records_per_request=_int(env, "DIARYBRIDGE_MAX_RECORDS_PER_REQUEST", 1000),
             log_level=env.get("DIARYBRIDGE_LOG_LEVEL") or "INFO",
+            log_format=_choice(env, "DIARYBRIDGE_LOG_FORMAT", ("json", "text"), "json"),
+            metrics_public=_bool(env, "DIARYBRIDGE_METRICS_PUBLIC", False),
+            readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),

@@ -10,6 +10,7 @@ from typing import Any
 import mappings
 from mappings import records as r
 from mappings.context import MappingContext
+from service.observability import metrics
 from service.schemas import RecordKind, dump_record, load_records
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def records_to_bundle(
     """Validate our JSON, map every record, and wrap the resources in one Bundle."""
     records = load_records(payload, kind, max_records)
     resources = mappings.to_resources(records, ctx)
+    metrics.records_converted(kind.value, len(records))
     log.info(
         "converted %d %s record(s) to %d resource(s) (%s)",
         len(records),
@@ -76,6 +78,11 @@ def resources_to_records(resources: Iterable[dict[str, Any]]) -> dict[str, list[
     for record in records:
         key = "infusions" if isinstance(record, r.InfusionRecord) else "diary_entries"
         answer[key].append(dump_record(record))
+    for key, kind in (
+        ("diary_entries", RecordKind.DIARY_ENTRY),
+        ("infusions", RecordKind.INFUSION),
+    ):
+        metrics.records_converted(kind.value, len(answer[key]))
     log.info(
         "converted resources back to %d diary entries and %d infusions",
         len(answer["diary_entries"]),

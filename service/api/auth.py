@@ -9,7 +9,8 @@ from flask import Flask, Response, current_app, g, request
 from service.api.errors import error_response
 from service.security import Authenticator, Forbidden, KeysUnavailable, Unauthenticated
 
-PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
+# ops.metrics checks credentials itself: it is public when DIARYBRIDGE_METRICS_PUBLIC is true.
+PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "ops.metrics", "static"}
 API_KEY_HEADER = "X-API-Key"
 
 

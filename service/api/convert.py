@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, json, request
 
 from mappings.context import FhirVersion
 from service import convert
+from service.api import audit
 from service.api.bodies import read_json, read_ndjson_lines
 from service.api.context import mapping_context, require_records, require_resources_read
 from service.negotiation import bundle_type, fhir_version
@@ -44,6 +45,7 @@ def _convert(kind: RecordKind) -> Response:
         wanted_bundle,
         settings.max_records_per_request,
     )
+    audit.note_records("write", kind.value, payload if isinstance(payload, list) else [payload])
     return fhir_response(bundle, version)
 
 
@@ -68,4 +70,6 @@ def from_fhir() -> tuple[dict[str, Any], HTTPStatus]:
         resources = convert.resources_from_bundle(read_json())
     answer = convert.resources_to_records(resources)
     require_resources_read(answer)
+    audit.note_records("read", RecordKind.DIARY_ENTRY.value, answer["diary_entries"])
+    audit.note_records("read", RecordKind.INFUSION.value, answer["infusions"])
     return answer, HTTPStatus.OK

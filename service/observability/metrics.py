@@ -1,0 +1,139 @@
+"""Prometheus metrics: one registry per app, and small functions any layer may call.
+
+`records_converted`, `pushed` and `push_seconds` work with or without a Flask app context:
+inside one they count into that app's registry; outside (a sync worker thread, the CLI) into
+the registry of the app made last in this process, or a process-wide fallback when there is none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import current_app, has_app_context
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from service.store import LedgerStatus, StatusCounts
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "diarybridge.metrics"
+# Request and push latencies: 5 ms .. 60 s, where a slow FHIR server would show up.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The metrics of one app, in their own registry (so two apps in one process never clash)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "diarybridge_http_requests",
+            "HTTP requests answered, by route rule, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "diarybridge_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route rule and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.converted = Counter(
+            "diarybridge_records_converted",
+            "Records converted to or from FHIR, by record kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.pushes = Counter(
+            "diarybridge_push_records",
+            "Records pushed to the FHIR server, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.push_seconds = Histogram(
+            "diarybridge_push_duration_seconds",
+            "Time of one push to the FHIR server.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+
+class OutboxCollector(Collector):
+    """Outbox depth by status and the oldest queued age, read from the store at each scrape."""
+
+    def __init__(self, read_counts: Callable[[], StatusCounts]) -> None:
+        self._read_counts = read_counts
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the gauges; on a store failure, only `diarybridge_outbox_up 0`."""
+        up = GaugeMetricFamily("diarybridge_outbox_up", "Whether the outbox could be read.")
+        try:
+            counts = self._read_counts()
+        except Exception as exc:  # a scrape must not fail because the database is away
+            log.warning("outbox metrics unavailable: %s", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        depth = GaugeMetricFamily(
+            "diarybridge_outbox_entries", "Ledger entries by delivery status.", labels=["status"]
+        )
+        for status in LedgerStatus:
+            depth.add_metric([status.value], counts.counts.get(status.value, 0))
+        yield depth
+        yield GaugeMetricFamily(
+            "diarybridge_outbox_in_flight",
+            "Queued entries a worker holds under lease.",
+            value=counts.in_flight,
+        )
+        yield GaugeMetricFamily(
+            "diarybridge_outbox_oldest_queued_age_seconds",
+            "Age of the oldest queued entry (0 when none is queued).",
+            value=counts.oldest_queued_age_seconds or 0.0,
+        )
+
+
+_fallback = Metrics()
+_last_installed: Metrics | None = None
+
+
+def install_metrics(extensions: dict[str, Any], read_counts: Callable[[], StatusCounts]) -> Metrics:
+    """Give an app (its `extensions`) its own metrics, including the outbox gauges."""
+    global _last_installed
+    metrics = Metrics()
+    metrics.registry.register(OutboxCollector(read_counts))
+    extensions[EXTENSION_KEY] = metrics
+    _last_installed = metrics
+    return metrics
+
+
+def current() -> Metrics:
+    """The metrics to count into here: the app's in an app context, else the last app's."""
+    if has_app_context():
+        metrics = current_app.extensions.get(EXTENSION_KEY)
+        if isinstance(metrics, Metrics):
+            return metrics
+    return _last_installed or _fallback
+
+
+def records_converted(kind: str, n: int) -> None:
+    """Count `n` records of `kind` converted (to or from FHIR)."""
+    if n:
+        current().converted.labels(kind=kind).inc(n)
+
+
+def pushed(outcome: str, n: int) -> None:
+    """Count `n` records pushed with `outcome` (e.g. sent, conflict, failed, retried)."""
+    if n:
+        current().pushes.labels(outcome=outcome).inc(n)
+
+
+def push_seconds(seconds: float) -> None:
+    """Record how long one push to the FHIR server took."""
+    current().push_seconds.observe(seconds)
