@@ -19,7 +19,7 @@ from mappings.identifiers import (
 )
 from mappings.infusion import infusion_record_to_resources, resources_to_infusion_record
 from mappings.records import DiaryEntry, InfusionRecord, Record
-from mappings.validate import check, validate_input, validate_resource
+from mappings.validate import check, validate_resource
 from mappings.versions import detect_version, shape
 
 __all__ = [
@@ -58,10 +58,13 @@ def to_resources(records: Iterable[Record], ctx: MappingContext) -> list[dict[st
 
 def _validate_given(resource: dict[str, Any]) -> None:
     version = detect_version(resource)
-    if resource["resourceType"] == "Observation" and check(resource, version) is not None:
+    error = check(resource, version)
+    if error is not None and resource["resourceType"] == "Observation":
         # Observation looks the same in R4 and R5; accept it if either release does.
-        version = FhirVersion.R5
-    validate_input(resource, version)
+        version = FhirVersion.R5 if version == FhirVersion.R4 else FhirVersion.R4
+        error = check(resource, version)
+    if error is not None:
+        raise InvalidInput(f"{resource['resourceType']} ({version}) is invalid: {error}")
 
 
 def from_resources(resources: Iterable[dict[str, Any]]) -> list[Record]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from mappings.code_tables import Code
-from mappings.errors import InvalidInput
+from mappings.errors import InvalidInput, MappingError
 from mappings.records import PatientRef
 
 JSON = dict[str, Any]
@@ -52,7 +52,7 @@ def ucum_quantity(value: float | None, ucum_code: str | None) -> JSON:
 def date_time(value: datetime) -> str:
     """A FHIR dateTime string that keeps the UTC offset (and microseconds when present)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("FHIR dateTime needs a timezone-aware datetime")
+        raise MappingError(f"FHIR dateTime needs a timezone-aware datetime, got {value!r}")
     return value.isoformat()
 
 

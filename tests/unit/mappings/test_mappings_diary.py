@@ -315,3 +315,9 @@ def test_same_symptom_twice_is_refused() -> None:
 def test_full_entry_round_trips() -> None:
     for version in (FhirVersion.R4, FhirVersion.R5):
         assert from_resources(record_to_resources(ENTRY, ctx(version))) == [ENTRY]
+
+
+def test_naive_datetime_is_refused() -> None:
+    naive = DiaryEntry("nv", PATIENT, ENTRY.recorded_at.replace(tzinfo=None), fatigue=1)
+    with pytest.raises(MappingError, match="timezone-aware"):
+        record_to_resources(naive, ctx())
