@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import current_app, has_app_context
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from service.store import LedgerStatus, StatusCounts
 
 log = logging.getLogger(__name__)
+
+# The *_created series (a timestamp per labelled child) only double what a scraper shows.
+disable_created_metrics()
 
 EXTENSION_KEY = "diarybridge.metrics"
 # Request and push latencies: 5 ms .. 60 s, where a slow FHIR server would show up.

@@ -24,6 +24,7 @@ def openapi() -> OpenAPI:
             "application/fhir+json": json_loads,
             "application/fhir+ndjson": plain_loads,
             "application/x-ndjson": plain_loads,
+            "application/openmetrics-text": plain_loads,
         }
     )
     return OpenAPI.from_file_path(str(SPEC_PATH), config=config)
