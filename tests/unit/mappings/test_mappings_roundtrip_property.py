@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,11 @@ from mappings.context import FhirVersion, MappingContext
 from mappings.records import DiaryEntry, InfusionRecord
 from tests.unit.mappings.strategies import diary_entries, infusion_records
 
-PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("MAPPINGS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 VERSIONS = [FhirVersion.R4, FhirVersion.R5]
 
 
