@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from service import observability
-from service.api import audit, auth, convert, errors, health, ops
+from service.api import audit, auth, convert, errors, exports, health, ops
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
 from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(convert.bp)
+    exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     return app
 
 

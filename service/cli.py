@@ -133,8 +133,52 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from service.exports import ExportRequestError, export_request, run_export
+    from service.sync.target import make_client
+
+    settings = Settings.from_env()
+    fhir_settings = settings.fhir
+    if args.fhir_base_url:
+        fhir_settings = replace(fhir_settings, base_url=args.fhir_base_url)
+    try:
+        request = export_request(
+            {
+                "since": args.since,
+                "until": args.until,
+                "patient": args.patient,
+                "types": args.type,
+                "format": args.format,
+            }
+        )
+    except ExportRequestError as exc:
+        raise SystemExit(f"diarybridge export: --{exc.field}: {exc}") from None
+    out_dir = Path(args.out).resolve()
+
+    def report(text: str) -> None:
+        print(f"export: {text}", file=sys.stderr)
+
+    with make_client(fhir_settings) as fhir:
+        manifest = run_export(
+            fhir,
+            request,
+            out_dir,
+            url_for=lambda name: (out_dir / name).as_uri(),
+            requires_access_token=False,
+            report=report,
+            use_bulk=False if args.search else None,
+        )
+    for item in manifest["output"] + manifest["error"]:
+        print(f"{item['type']}: {item['count']} -> {item['url']}", file=sys.stderr)
+    print(str(out_dir / "manifest.json"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: serve and convert."""
+    """The command line: serve, convert and export."""
     parser = argparse.ArgumentParser(prog="diarybridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -154,6 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--app", default="diarybridge-cli", help="app namespace for identifiers")
     conv.add_argument("-o", "--output", help="write here instead of standard output")
     conv.set_defaults(func=_convert)
+
+    export = sub.add_parser(
+        "export", help="bulk export from the FHIR server: NDJSON per type + manifest, or CSV"
+    )
+    export.add_argument("--since", help="resources updated at/after (ISO 8601 with timezone)")
+    export.add_argument("--until", help="resources updated before (ISO 8601 with timezone)")
+    export.add_argument("--patient", help="only this patient (Patient/<id>)")
+    export.add_argument(
+        "--type", help="comma-separated: Observation,MedicationAdministration (default both)"
+    )
+    export.add_argument("--format", choices=("fhir", "records", "csv"), default="fhir")
+    export.add_argument("--out", required=True, help="output folder (its export files replaced)")
+    export.add_argument("--fhir-base-url", help="instead of DIARYBRIDGE_FHIR_BASE_URL")
+    export.add_argument(
+        "--search", action="store_true", help="use paged search even if $export is offered"
+    )
+    export.set_defaults(func=_export)
     return parser
 
 

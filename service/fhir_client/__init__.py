@@ -4,11 +4,25 @@ with build_client(FhirClientConfig(base_url="https://fhir.example/r4")) as fhir:
     caps = fhir.capabilities()                      # /metadata, read once
     strategy = choose_push_strategy(caps, ["Observation"])
     fhir.update(resource)                           # PUT Type/id (update-as-create)
+    status_url = kick_off(fhir, types=["Observation"])  # Bulk Data $export, see bulk.py
     for obs in fhir.search("Observation", {"subject": "Patient/1"}, limit=100):
         ...                                         # pages fetched lazily via link[next]
 """
 
 from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
+from .bulk import (
+    BulkExportCancelled,
+    BulkExportTimeout,
+    BulkManifest,
+    BulkOutput,
+    BulkStatus,
+    check_status,
+    delete_job,
+    download,
+    kick_off,
+    parse_manifest,
+    wait_for_manifest,
+)
 from .capabilities import (
     PushStrategy,
     ResourceCapability,
@@ -52,6 +66,11 @@ __all__ = [
     "BadRequest",
     "BasicAuth",
     "BearerTokenAuth",
+    "BulkExportCancelled",
+    "BulkExportTimeout",
+    "BulkManifest",
+    "BulkOutput",
+    "BulkStatus",
     "Conflict",
     "EntryResult",
     "FhirClient",
@@ -84,9 +103,15 @@ __all__ = [
     "build_auth",
     "build_client",
     "bundle_is_idempotent",
+    "check_status",
     "choose_push_strategy",
+    "delete_job",
+    "download",
     "error_for_status",
+    "kick_off",
     "parse_capability_statement",
+    "parse_manifest",
     "parse_operation_outcome",
     "release_for_version",
+    "wait_for_manifest",
 ]

@@ -324,6 +324,44 @@ class FhirClient:
         )
         return iter_resources(pages, limit)
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        stream: bool = False,
+        authenticate: bool = True,
+    ) -> requests.Response:
+        """One raw request (retries, typed errors) for protocols beyond REST, e.g. Bulk Data.
+
+        `url` must lie under the base URL when credentials are sent; with `stream` the caller
+        reads (and closes) the body itself.
+        """
+        if authenticate and not self.owns_url(url):
+            raise InvalidServerResponse("refusing to send credentials to a URL off the server")
+        return self._request(
+            method,
+            url,
+            params=params,
+            body=body,
+            headers=headers,
+            idempotent=idempotent,
+            stream=stream,
+            authenticate=authenticate,
+        )
+
+    def owns_url(self, url: str) -> bool:
+        """True when `url` has the base URL's scheme and host (credentials may go there)."""
+        mine, theirs = urlsplit(self.base_url), urlsplit(url)
+        return (mine.scheme.lower(), mine.netloc.lower()) == (
+            theirs.scheme.lower(),
+            theirs.netloc.lower(),
+        )
+
     # ---- plumbing -----------------------------------------------------------------------
 
     def _bundle(
@@ -461,6 +499,8 @@ class FhirClient:
         headers: Mapping[str, str] | None = None,
         request_id: str | None = None,
         idempotent: bool | None = None,
+        stream: bool = False,
+        authenticate: bool = True,
     ) -> requests.Response:
         """Send with retries (idempotent only), one token refresh on 401; raise typed errors."""
         if idempotent is None:
@@ -487,12 +527,13 @@ class FhirClient:
                     params=params,
                     data=data,
                     headers=send_headers,
-                    auth=self._auth,
+                    auth=self._auth if authenticate else None,
                     timeout=self._timeout,
                     verify=self._verify,
                     cert=self._cert,
                     # A redirected POST/PUT would silently become a GET; only reads may follow.
                     allow_redirects=method == "GET",
+                    stream=stream,
                 )
             except _TRANSIENT as exc:
                 elapsed = policy.clock() - started
@@ -519,6 +560,7 @@ class FhirClient:
             log.log(level, "fhir %s %s -> %d in %.0f ms", method, path, status, duration_ms)
             if (
                 status == HTTPStatus.UNAUTHORIZED
+                and authenticate
                 and not refreshed
                 and isinstance(self._auth, RefreshableAuth)
             ):

@@ -16,11 +16,19 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from service.store.clock import utcnow
-from service.store.errors import LeaseLostError
+from service.store.errors import StoreError
 from service.store.models import ExportJob, ExportJobStatus
 
 DEFAULT_MAX_ATTEMPTS = 3
 FINAL = frozenset({ExportJobStatus.COMPLETED, ExportJobStatus.FAILED, ExportJobStatus.CANCELLED})
+
+
+class ExportJobLost(StoreError):
+    """A runner reports on a job it no longer holds (it was re-claimed after going silent)."""
+
+    def __init__(self, job_id: str, runner_id: str) -> None:
+        super().__init__(f"export job {job_id} is no longer held by runner {runner_id}")
+        self.job_id = job_id
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,7 @@ def claim_export_job(
 def _held(session: Session, job_id: str, runner_id: str) -> ExportJob:
     row = session.get(ExportJob, job_id, with_for_update=True)
     if row is None or row.runner_id != runner_id:
-        raise LeaseLostError(f"export job {job_id} is no longer held by runner {runner_id}")
+        raise ExportJobLost(job_id, runner_id)
     return row
 
 

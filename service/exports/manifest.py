@@ -1,0 +1,33 @@
+"""The Bulk Data manifest of a finished export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+ERRORS = "OperationOutcome"
+
+
+def build_manifest(
+    *,
+    transaction_time: str,
+    request_url: str,
+    requires_access_token: bool,
+    files: Mapping[str, tuple[str, int]],
+    url_for: Callable[[str], str],
+) -> dict[str, Any]:
+    """The manifest for `files` (file name -> (type, count)); empty files are left out."""
+    output: list[dict[str, Any]] = []
+    error: list[dict[str, Any]] = []
+    for name, (kind, count) in sorted(files.items()):
+        if count == 0:
+            continue
+        item = {"type": kind, "url": url_for(name), "count": count}
+        (error if kind == ERRORS else output).append(item)
+    return {
+        "transactionTime": transaction_time,
+        "request": request_url,
+        "requiresAccessToken": requires_access_token,
+        "output": output,
+        "error": error,
+    }

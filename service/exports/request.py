@@ -1,0 +1,120 @@
+"""What an export asks for: time window, patient, resource types and output format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+# The types our mappings produce; an export of anything else is not ours to offer.
+EXPORTABLE_TYPES = ("Observation", "MedicationAdministration")
+
+
+class ExportFormat(StrEnum):
+    """fhir: Bulk Data NDJSON; records: our diary/infusion JSON as NDJSON; csv: for analysts."""
+
+    FHIR = "fhir"
+    RECORDS = "records"
+    CSV = "csv"
+
+
+class ExportRequestError(ValueError):
+    """An export request that cannot be run; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A checked export request; times are aware UTC, types known, patient a reference."""
+
+    since: datetime | None
+    until: datetime | None
+    patient: str | None
+    types: tuple[str, ...]
+    format: ExportFormat
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as stored with a job (and shown back in logs: no values in it)."""
+        return {
+            "since": instant(self.since) if self.since else None,
+            "until": instant(self.until) if self.until else None,
+            "patient": self.patient,
+            "types": list(self.types),
+            "format": self.format.value,
+        }
+
+
+def instant(value: datetime) -> str:
+    """A FHIR instant in UTC with a Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_instant(value: Any, field: str) -> datetime | None:
+    """An ISO 8601 date-time with a timezone, or None; ExportRequestError otherwise."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ExportRequestError(field, "must be a date-time string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExportRequestError(field, "must be an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ExportRequestError(field, "must carry a timezone (e.g. Z or +01:00)")
+    return parsed.astimezone(UTC)
+
+
+def parse_types(value: Any) -> tuple[str, ...]:
+    """A comma-separated string or a list of resource types; default: every exportable type."""
+    if value is None or value == "" or value == []:
+        return EXPORTABLE_TYPES
+    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) and not isinstance(value, str):
+        raise ExportRequestError("types", "must be a list or a comma-separated string")
+    types: list[str] = []
+    for item in items:
+        name = item.strip() if isinstance(item, str) else item
+        if name not in EXPORTABLE_TYPES:
+            raise ExportRequestError(
+                "types", f"{name!r} is not exportable; use {', '.join(EXPORTABLE_TYPES)}"
+            )
+        if name not in types:
+            types.append(name)
+    return tuple(types)
+
+
+def parse_patient(value: Any) -> str | None:
+    """A patient reference 'Patient/<id>' (what both search and Patient/$export take)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith("Patient/") or "|" in value:
+        raise ExportRequestError("patient", "must be a reference such as Patient/123")
+    return value
+
+
+def export_request(data: Mapping[str, Any]) -> ExportRequest:
+    """Check a request body (API) or the command line's options (CLI) in one place."""
+    unknown = set(data) - {"since", "until", "patient", "types", "format"}
+    if unknown:
+        raise ExportRequestError(sorted(unknown)[0], "unknown field")
+    since = parse_instant(data.get("since"), "since")
+    until = parse_instant(data.get("until"), "until")
+    if since is not None and until is not None and until <= since:
+        raise ExportRequestError("until", "must be later than since")
+    raw_format = data.get("format") or ExportFormat.FHIR.value
+    try:
+        fmt = ExportFormat(raw_format)
+    except ValueError:
+        raise ExportRequestError("format", "must be fhir, records or csv") from None
+    return ExportRequest(
+        since=since,
+        until=until,
+        patient=parse_patient(data.get("patient")),
+        types=parse_types(data.get("types")),
+        format=fmt,
+    )
