@@ -67,9 +67,10 @@ def accept(
     dispositions: dict[_Key, Disposition] = {}
     # Insert what is new; ON CONFLICT DO NOTHING keeps concurrent requests for the same record
     # from failing each other, and RETURNING tells which rows this call created.
-    for chunk in _chunks(list(prepared.items()), CHUNK):
-        stmt = _insert_ignoring_conflicts(session, chunk, now)
-        for inserted in session.execute(stmt):
+    # One statement, many parameter sets: SQLAlchemy batches them as multi-row VALUES.
+    new_rows = [_new_row(item, text, digest, now) for item, text, digest in prepared.values()]
+    if new_rows:
+        for inserted in session.execute(_insert_ignoring_conflicts(session), new_rows):
             key = (inserted.namespace, inserted.kind, inserted.source_id)
             ids[key] = inserted.id
             dispositions[key] = Disposition.QUEUED
@@ -290,34 +291,32 @@ def _prepare(items: Sequence[AcceptItem]) -> dict[_Key, tuple[AcceptItem, str, s
     return prepared
 
 
-def _insert_ignoring_conflicts(
-    session: Session, chunk: list[tuple[_Key, tuple[AcceptItem, str, str]]], now: datetime
-) -> Insert:
+def _insert_ignoring_conflicts(session: Session) -> Insert:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = ledger_entry_table
-    stmt = insert(table).values(
-        [
-            {
-                "namespace": item.namespace,
-                "kind": item.kind,
-                "source_id": item.source_id,
-                "patient_key": item.patient_key,
-                "record_json": text,
-                "content_hash": digest,
-                "status": LedgerStatus.QUEUED.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "queued_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for _key, (item, text, digest) in chunk
-        ]
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["namespace", "kind", "source_id"])
+        .returning(table.c.id, table.c.namespace, table.c.kind, table.c.source_id)
     )
-    return stmt.on_conflict_do_nothing(index_elements=["namespace", "kind", "source_id"]).returning(
-        table.c.id, table.c.namespace, table.c.kind, table.c.source_id
-    )
+
+
+def _new_row(item: AcceptItem, text: str, digest: str, now: datetime) -> dict[str, Any]:
+    return {
+        "namespace": item.namespace,
+        "kind": item.kind,
+        "source_id": item.source_id,
+        "patient_key": item.patient_key,
+        "record_json": text,
+        "content_hash": digest,
+        "status": LedgerStatus.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "queued_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:

@@ -249,6 +249,8 @@ def _upsert_resources(
     default_hash: str,
     now: datetime,
 ) -> None:
+    if not resources:
+        return  # don't load the relationship for nothing
     existing = {
         (r.resource_type, r.identifier_system, r.identifier_value): r for r in row.resources
     }
