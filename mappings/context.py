@@ -1,4 +1,4 @@
-"""What a mapping needs to know beyond the record itself: who sent it and which FHIR version to speak."""
+"""What a mapping needs beyond the record: who sent it and which FHIR version to speak."""
 
 from __future__ import annotations
 

@@ -168,6 +168,14 @@ class DiaryEntry:
     medications: tuple[MedicationTaken, ...] = ()
     note: str | None = None
 
+    def __post_init__(self) -> None:
+        # Symptoms are a set, not a sequence: keep them in one canonical order (the order of
+        # Symptom) so an entry read back from FHIR, in whatever order a server returns its
+        # resources, equals the entry that was sent.
+        order = list(Symptom)
+        canonical = tuple(sorted(self.symptoms, key=lambda s: order.index(s.symptom)))
+        object.__setattr__(self, "symptoms", canonical)
+
 
 @dataclass(frozen=True)
 class Product:
