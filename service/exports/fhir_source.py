@@ -11,7 +11,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from service.exports.ndjson import TypeFiles, dumps, read_lines
-from service.exports.request import ExportRequest, instant, parse_instant
+from service.exports.request import ExportRequest, ExportRequestError, instant, parse_instant
 from service.fhir_client import (
     BulkExportCancelled,
     FhirClient,
@@ -100,7 +100,10 @@ def _before(until: datetime | None, resource: dict[str, object]) -> bool:
         return True
     meta = resource.get("meta")
     updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
-    when = parse_instant(updated, "meta.lastUpdated") if isinstance(updated, str) else None
+    try:
+        when = parse_instant(updated, "meta.lastUpdated") if isinstance(updated, str) else None
+    except ExportRequestError:
+        when = None  # the server's odd timestamp: keep the resource rather than lose it
     # Bulk $export has no upper bound; apply `until` here so both paths give the same content.
     return when is None or when < until
 
