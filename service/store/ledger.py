@@ -135,11 +135,21 @@ def requeue(row: LedgerEntry, now: datetime) -> None:
 
 
 def requeue_failed(
-    session: Session, ledger_ids: Iterable[int] | None = None, *, now: datetime | None = None
+    session: Session,
+    ledger_ids: Iterable[int] | None = None,
+    *,
+    include_conflicts: bool = False,
+    now: datetime | None = None,
 ) -> int:
-    """Queue failed entries again (the given ids, or all); returns how many were queued."""
+    """Queue failed entries again (the given ids, or all); returns how many were queued.
+
+    include_conflicts also re-queues conflicts, once someone decided ours should win.
+    """
     now = now or utcnow()
-    query = select(LedgerEntry).where(LedgerEntry.status == LedgerStatus.FAILED.value)
+    statuses = [LedgerStatus.FAILED.value]
+    if include_conflicts:
+        statuses.append(LedgerStatus.CONFLICT.value)
+    query = select(LedgerEntry).where(LedgerEntry.status.in_(statuses))
     if ledger_ids is not None:
         id_list = list(ledger_ids)
         if not id_list:

@@ -8,6 +8,14 @@ sync_request      one accepted POST (the 202 with a status URL): who, how many, 
 sync_request_item which ledger entries a request enqueued, with the hash it enqueued
 audit_log         who did what to which patient's data, when (ids and counts, no values)
 export_job        one bulk export: its request, status, runner heartbeat and manifest
+
+Life of a ledger entry (see ledger.py and outbox.py):
+  accept: new or changed content -> queued (attempts 0); same content -> status unchanged
+  claim_batch: queued and next_attempt_at <= now -> still queued, leased (claim_token,
+      lease_expires_at = next_attempt_at = now + lease, attempts + 1); an expired lease is due
+  mark_sent -> sent | mark_retracted -> retracted | mark_conflict -> conflict
+  mark_failed -> queued after a backoff, or failed when not retryable / out of attempts
+  any report after new content arrived mid-push -> queued again; requeue_failed: failed -> queued
 """
 
 from __future__ import annotations

@@ -454,3 +454,17 @@ def test_release_claims_gives_entries_back_without_counting_the_attempt(factory:
     [again] = claim(factory, "w3", at=T0 + timedelta(seconds=601))
     assert again.source_id == "e2"
     assert again.attempts == 1  # w1's unused attempt was given back
+
+
+def test_requeue_failed_leaves_conflicts_unless_asked(factory: Factory) -> None:
+    accept_now(factory, [item("e1"), item("e2")])
+    failed, conflicted = claim(factory, "w1")
+    with factory.begin() as session:
+        mark_failed(session, failed, ErrorInfo(400, "bad"), retryable=False, now=T0)
+        mark_conflict(session, conflicted, {"resourceType": "Observation"}, now=T0)
+        assert requeue_failed(session, now=T0) == 1
+        assert requeue_failed(session, include_conflicts=True, now=T0) == 1
+    stored = entry(factory, "e2")
+    assert stored.status == "queued"
+    assert stored.conflict is None
+    assert sorted(c.source_id for c in claim(factory, "w2")) == ["e1", "e2"]
