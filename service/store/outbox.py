@@ -15,7 +15,13 @@ from service.store.clock import utcnow
 from service.store.errors import LeaseLostError
 from service.store.hashing import canonical_json
 from service.store.ledger import requeue, resource_state
-from service.store.models import LedgerEntry, LedgerResource, LedgerStatus, ledger_entry_table
+from service.store.models import (
+    LedgerEntry,
+    LedgerResource,
+    LedgerStatus,
+    SyncRequestItem,
+    ledger_entry_table,
+)
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -29,9 +35,13 @@ def claim_batch(
     limit: int,
     lease_seconds: float,
     *,
+    request_id: str | None = None,
     now: datetime | None = None,
 ) -> list[ClaimedEntry]:
     """Claim up to `limit` due entries for `lease_seconds`; commit promptly after the call.
+
+    With `request_id`, only entries that sync request enqueued (a synchronous push delivers
+    exactly what its caller sent, not other callers' queue).
 
     PostgreSQL: rows are locked FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint
     rows. SQLite: the transaction began IMMEDIATE and holds the only write lock. Either way the
@@ -40,14 +50,19 @@ def claim_batch(
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_seconds)
     table = ledger_entry_table
+    due = select(LedgerEntry.id).where(
+        LedgerEntry.status == LedgerStatus.QUEUED.value,
+        LedgerEntry.next_attempt_at <= now,
+    )
+    if request_id is not None:
+        due = due.where(
+            LedgerEntry.id.in_(
+                select(SyncRequestItem.ledger_id).where(SyncRequestItem.request_id == request_id)
+            )
+        )
     ids = list(
         session.scalars(
-            select(LedgerEntry.id)
-            .where(
-                LedgerEntry.status == LedgerStatus.QUEUED.value,
-                LedgerEntry.next_attempt_at <= now,
-            )
-            .order_by(LedgerEntry.next_attempt_at, LedgerEntry.id)
+            due.order_by(LedgerEntry.next_attempt_at, LedgerEntry.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

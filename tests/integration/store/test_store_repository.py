@@ -208,6 +208,15 @@ def test_claim_takes_oldest_first_up_to_limit_and_not_twice(factory: Factory) ->
     assert counts.in_flight == 3
 
 
+def test_claim_for_one_request_takes_only_its_entries(factory: Factory) -> None:
+    accept_now(factory, [item("other-1"), item("other-2")], at=T0)
+    mine = accept_now(factory, [item("mine-1"), item("other-1", fatigue=9)], at=T0)
+    with factory.begin() as session:
+        claimed = claim_batch(session, "sync", 10, 60, request_id=mine, now=T0)
+    assert sorted(c.source_id for c in claimed) == ["mine-1", "other-1"]
+    assert [c.source_id for c in claim(factory, "worker")] == ["other-2"]
+
+
 def test_claim_respects_lease_expiry(factory: Factory) -> None:
     accept_now(factory, [item("e1"), item("e2")])
     held = claim(factory, "w-dead", lease=30)
