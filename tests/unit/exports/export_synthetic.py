@@ -83,6 +83,25 @@ def records(count: int, *, patients: int = 5, seed: int = 7) -> Iterator[Record]
             yield diary_entry(rng, index, patients)
 
 
-def resources(count: int, **kwargs: Any) -> list[dict[str, Any]]:
-    """The FHIR R4 resources of `records(count)`."""
-    return mappings.to_resources(records(count, **kwargs), CTX)
+def resources(count: int, *, ctx: MappingContext = CTX, **kwargs: Any) -> list[dict[str, Any]]:
+    """The FHIR R4 resources of `records(count)`, sent by the app `ctx` names."""
+    return mappings.to_resources(records(count, **kwargs), ctx)
+
+
+def batch_put(fhir: Any, items: list[dict[str, Any]], chunk: int = 500) -> int:
+    """PUT resources in batch Bundles of `chunk`; returns how many the server took."""
+    stored = 0
+    for start in range(0, len(items), chunk):
+        entries = [
+            {
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in items[start : start + chunk]
+        ]
+        results = fhir.batch({"resourceType": "Bundle", "type": "batch", "entry": entries})
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(entries)} PUTs failed")
+        stored += len(results)
+    return stored
