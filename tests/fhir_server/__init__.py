@@ -7,10 +7,13 @@ from tests.fhir_server.launcher import (
     free_port,
     start_fhir_server,
 )
+from tests.fhir_server.queries import CountByIdentifier, count_by_identifier
 
 __all__ = [
+    "CountByIdentifier",
     "FhirServerError",
     "RunningServer",
+    "count_by_identifier",
     "ensure_npm_dependencies",
     "free_port",
     "start_fhir_server",

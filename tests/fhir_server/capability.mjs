@@ -56,7 +56,7 @@ export function buildCapabilityStatement({ baseUrl, resourceTypes, paramsByType 
     rest: [
       {
         mode: 'server',
-        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }],
         searchParam: [
           { name: '_count', type: 'number' },
           { name: '_offset', type: 'number' },

@@ -490,6 +490,11 @@ function createApp({ resourceTypes, paramsByType }, journalPath) {
       send(res, 200, allOk);
       return;
     }
+    if (method === 'GET' && path === '') {
+      // The router routes it, but MemoryRepository finds nothing for "MultipleTypes": say so.
+      send(res, 400, badRequest('System-level search is not supported'));
+      return;
+    }
     if (first && !first.startsWith('$') && !resourceTypes.has(first)) {
       send(res, 404, withDiagnostics(notFound, `Unknown resource type ${first}`));
       return;

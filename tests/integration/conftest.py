@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.fhir_server import FhirServerError, RunningServer, start_fhir_server
-
-CountByIdentifier = Callable[[str, str, str], int]
-
-
-def count_by_identifier(base_url: str, resource_type: str, system: str, value: str) -> int:
-    """How many resources of a type carry the identifier system|value on the server."""
-    response = requests.get(
-        f"{base_url}/{resource_type}",
-        params={"identifier": f"{system}|{value}", "_summary": "count"},
-        timeout=10,
-    )
-    response.raise_for_status()
-    total: int = response.json()["total"]
-    return total
+from tests.fhir_server import (
+    CountByIdentifier,
+    FhirServerError,
+    RunningServer,
+    count_by_identifier,
+    start_fhir_server,
+)
 
 
 def _start(data_dir: Path) -> RunningServer:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fhir_server import RunningServer
-from tests.integration.conftest import CountByIdentifier, count_by_identifier
+from tests.fhir_server import CountByIdentifier, RunningServer, count_by_identifier
 
 pytestmark = pytest.mark.integration
 
@@ -230,6 +229,11 @@ def test_unknown_element_and_malformed_json_are_400(fhir_server: str) -> None:
 
 def test_unknown_resource_type_is_404(fhir_server: str) -> None:
     assert_outcome(requests.get(f"{fhir_server}/DiaryEntry", timeout=10), HTTPStatus.NOT_FOUND)
+
+
+def test_system_search_is_refused_rather_than_answered_empty(fhir_server: str) -> None:
+    response = requests.get(f"{fhir_server}/", params={"_type": "Observation"}, timeout=10)
+    assert_outcome(response, HTTPStatus.BAD_REQUEST)
 
 
 def test_search_pages_follow_next_links_to_every_match(fhir_server: str) -> None:
