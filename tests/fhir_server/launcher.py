@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import signal
 import socket
@@ -30,6 +31,7 @@ WEBSOCKET_FLAG_BELOW_MAJOR = 22
 NPM_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+READY_LINE = re.compile(r"FHIR server ready http://127\.0\.0\.1:(\d+)")
 
 
 class FhirServerError(RuntimeError):
@@ -125,7 +127,7 @@ def _metadata_ok(base_url: str) -> bool:
 class RunningServer:
     """One server process; stop, kill and restart keep its port and its journal file."""
 
-    port: int
+    port: int  # 0 until the first start() has learnt the port the server chose
     data_dir: Path
     persist: bool = True
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -157,6 +159,7 @@ class RunningServer:
         if self.journal_path is not None:
             command += ["--data-file", str(self.journal_path)]
         command.append("--exit-with-parent")
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -172,7 +175,10 @@ class RunningServer:
                 raise FhirServerError(
                     f"FHIR server exited with code {self.process.returncode}:\n{self.log_tail()}"
                 )
-            if _metadata_ok(self.base_url):
+            if self.port == 0:
+                # Port 0 lets the server bind a free port itself: no race with other processes.
+                self.port = self._ready_port(log_offset)
+            if self.port and _metadata_ok(self.base_url):
                 return
             time.sleep(0.05)
         self.kill()
@@ -196,6 +202,12 @@ class RunningServer:
         request = urllib.request.Request(f"{self.base_url}/$reset", method="POST", data=b"")
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+    def _ready_port(self, log_offset: int) -> int:
+        with self.log_path.open("rb") as log:
+            log.seek(log_offset)
+            match = READY_LINE.search(log.read().decode(errors="replace"))
+        return int(match.group(1)) if match else 0
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of the server log, for error messages."""
@@ -228,6 +240,6 @@ def start_fhir_server(
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="diarybridge-fhir-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = RunningServer(port=port or free_port(), data_dir=data_dir, persist=persist)
+    server = RunningServer(port=port or 0, data_dir=data_dir, persist=persist)
     server.start(timeout)
     return server
