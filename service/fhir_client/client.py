@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -307,6 +307,32 @@ class FhirClient:
 
         url = f"{self.base_url}/{_check_type(resource_type)}"
         return iter_pages(fetch, url, items)
+
+    def search_pages_from(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Iterator[JsonObject]:
+        """Continue a search from a next link of this server's (another host is refused)."""
+        absolute = urljoin(self.base_url + "/", url)
+        if not absolute.startswith(self.base_url + "/"):
+            raise InvalidServerResponse("a search page must be on this client's FHIR server")
+
+        def fetch(page_url: str, page_params: Params | None) -> JsonObject:
+            data = self._json(
+                "GET",
+                page_url,
+                params=page_params,
+                expected_type="Bundle",
+                headers=headers,
+                request_id=request_id,
+            )
+            assert data is not None
+            return data
+
+        return iter_pages(fetch, absolute)
 
     def search(
         self,

@@ -172,3 +172,18 @@ def test_list_values_repeat_the_parameter(rsps: responses.RequestsMock, client: 
 
     query = parse_qs(urlsplit(rsps.calls[0].request.url).query)
     assert query == {"code": ["a", "b"], "_count": ["10"]}
+
+
+@responses.activate
+def test_search_continues_from_a_next_link_on_the_same_server() -> None:
+    page2 = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    responses.get(f"{BASE}/Observation?_getpages=abc&_offset=2", json=page2)
+    client = FhirClient(BASE)
+    pages = list(client.search_pages_from(f"{BASE}/Observation?_getpages=abc&_offset=2"))
+    assert pages == [page2]
+
+
+def test_search_from_a_link_to_another_server_is_refused() -> None:
+    client = FhirClient(BASE)
+    with pytest.raises(InvalidServerResponse):
+        next(client.search_pages_from("https://elsewhere.example/fhir/Observation?x=1"))
