@@ -49,12 +49,13 @@ def _ignore(_: str) -> None:
 
 
 def clear_outputs(out_dir: Path) -> None:
-    """Remove what an earlier attempt left (parts, scratch, outputs); nothing else is touched."""
+    """Remove what an earlier attempt left (parts, scratch, our outputs); nothing else."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    for pattern in ("*.ndjson", "*.ndjson.part", "*.csv", "*.csv.part", MANIFEST):
-        for path in out_dir.glob(pattern):
-            path.unlink()
+    stems = [*EXPORTABLE_TYPES, ERRORS, f"{ERRORS}.server", *RECORD_TYPES]
+    names = [f"{stem}{suffix}" for stem in stems for suffix in (".ndjson", ".csv")]
+    for name in [MANIFEST, *names, *(f"{n}.part" for n in names)]:
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def run_export(
