@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 from flask import Flask
 
 from service import observability
-from service.api import audit, auth, convert, errors, exports, health, ops
+from service.api import audit, auth, convert, errors, exports, health, ops, patients, sync
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
 from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
+from service.sync.runtime import SyncRuntime
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,6 +27,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     upgrade(engine)  # the schema is ours to keep current; safe when several processes start
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
+    app.extensions["diarybridge.sync"] = SyncRuntime(
+        settings.fhir, app.extensions["diarybridge.sessions"], lease_seconds=settings.lease_seconds
+    )
+    # Signs the page tokens of FHIR search pass-through; tokens need not outlive the process.
+    app.extensions["diarybridge.page_key"] = secrets.token_bytes(32)
 
     errors.register_error_handlers(app)
     # First, so the request id exists before authentication and its access line comes last.
@@ -34,6 +42,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(convert.bp)
+    app.register_blueprint(sync.bp)
+    app.register_blueprint(patients.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     return app
 

@@ -158,6 +158,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
     metrics_public: bool = False  # True: GET /metrics without credentials
+    sync_async: bool = False  # True: POST /sync/* answers 202 and the worker delivers
+    worker_in_process: bool = True  # `serve` runs a delivery worker thread
+    lease_seconds: float = 300.0  # how long a worker holds claimed entries before others may
     readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
@@ -177,6 +180,9 @@ class Settings:
             log_level=env.get("DIARYBRIDGE_LOG_LEVEL") or "INFO",
             log_format=_choice(env, "DIARYBRIDGE_LOG_FORMAT", ("json", "text"), "json"),
             metrics_public=_bool(env, "DIARYBRIDGE_METRICS_PUBLIC", False),
+            sync_async=_bool(env, "DIARYBRIDGE_SYNC_ASYNC", False),
+            worker_in_process=_bool(env, "DIARYBRIDGE_WORKER_IN_PROCESS", True),
+            lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 300.0),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},

@@ -1,0 +1,158 @@
+"""GET /patients/{id}/*: a patient's records pulled from the clinic's server (our JSON or FHIR)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, request, url_for
+from marshmallow import RAISE, Schema, fields, validate
+
+from service.api import audit
+from service.api.context import PRIMARY_TYPE, principal
+from service.api.convert import FHIR_JSON
+from service.api.errors import ApiError
+from service.api.sync import runtime
+from service.observability import current_request_id
+from service.schemas import RecordKind, dump_record
+from service.sync.pull import PullWindow, pull_records
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+
+PATIENT_ID = r"[A-Za-z0-9.-]{1,64}"
+# FHIR search parameters a clinician's tool may pass through; the subject is always ours to set.
+PASS_THROUGH = ("code", "category", "date", "status", "_lastUpdated", "_sort", "_count")
+AWARE = {"invalid_awareness": "must include a timezone offset"}
+
+
+class PullQuerySchema(Schema):
+    """Query of GET /patients/{id}/diary-entries and /infusions."""
+
+    class Meta:
+        unknown = RAISE
+
+    since = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
+    until = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
+    _lastUpdated = fields.AwareDateTime(
+        format="iso", load_default=None, data_key="_lastUpdated", error_messages=AWARE
+    )
+    _count = fields.Integer(load_default=100, data_key="_count", validate=validate.Range(1, 1000))
+    page = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+def _patient_reference(patient: str) -> str:
+    if not re.fullmatch(PATIENT_ID, patient):
+        raise ApiError(
+            HTTPStatus.NOT_FOUND, "not_found", "a patient id is 1-64 letters, digits, '.' or '-'"
+        )
+    return f"Patient/{patient}"
+
+
+def _pull(patient: str, kind: RecordKind, key: str) -> tuple[dict[str, Any], HTTPStatus]:
+    reference = _patient_reference(patient)
+    principal().require("read", PRIMARY_TYPE[kind], reference)
+    query = PullQuerySchema().load(request.args.to_dict())
+    window = PullWindow(query["since"], query["until"], query["_lastUpdated"])
+    pulled = pull_records(runtime().client, reference, kind, window, current_request_id())
+    start = query["page"] * query["_count"]
+    page = pulled.records[start : start + query["_count"]]
+    body: dict[str, Any] = {
+        "patient": reference,
+        "total": len(pulled.records),
+        "unreadable": pulled.unreadable,
+        key: [dump_record(r) for r in page],
+    }
+    if start + len(page) < len(pulled.records):
+        args = {**request.args.to_dict(), "page": str(query["page"] + 1)}
+        body["next"] = f"{request.path}?{urlencode(args)}"
+    audit.note("read", kind.value, [reference], len(page))
+    return body, HTTPStatus.OK
+
+
+@bp.get("/<patient>/diary-entries")
+def diary_entries(patient: str) -> tuple[dict[str, Any], HTTPStatus]:
+    """The patient's diary entries (pulled from the FHIR server), oldest first, paged."""
+    return _pull(patient, RecordKind.DIARY_ENTRY, "diary_entries")
+
+
+@bp.get("/<patient>/infusions")
+def infusions(patient: str) -> tuple[dict[str, Any], HTTPStatus]:
+    """The patient's infusion records, oldest first, paged."""
+    return _pull(patient, RecordKind.INFUSION, "infusions")
+
+
+def _signing_key() -> bytes:
+    key: bytes = current_app.extensions["diarybridge.page_key"]
+    return key
+
+
+def page_token(url: str) -> str:
+    """An opaque, signed token for a server's next link: callers cannot forge another search."""
+    raw = url.encode()
+    mac = hmac.new(_signing_key(), raw, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(mac + raw).decode().rstrip("=")
+
+
+def page_url(token: str) -> str:
+    """The server URL inside a token we signed, or 400."""
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        blob = b""
+    mac, raw = blob[:16], blob[16:]
+    expected = hmac.new(_signing_key(), raw, hashlib.sha256).digest()[:16]
+    if len(blob) <= 16 or not hmac.compare_digest(mac, expected):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "bad_parameter", "_page is not a token this service issued"
+        )
+    return raw.decode()
+
+
+@bp.get("/<patient>/observations")
+def observations(patient: str) -> Response:
+    """FHIR search on the patient's Observations, passed through; answers a searchset Bundle."""
+    reference = _patient_reference(patient)
+    principal().require("read", "Observation", reference)
+    unknown = set(request.args) - set(PASS_THROUGH) - {"_page"}
+    if unknown:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "bad_parameter",
+            f"unsupported search parameter(s): {', '.join(sorted(unknown))}; "
+            f"supported: {', '.join(PASS_THROUGH)}, _page",
+        )
+    client = runtime().client
+    if "_page" in request.args:
+        url = page_url(request.args["_page"])
+        bundle = next(client.search_pages_from(url, request_id=current_request_id()))
+    else:
+        params = [("subject", reference)] + [
+            (name, value) for name, value in request.args.items(multi=True)
+        ]
+        bundle = next(client.search_pages("Observation", params, request_id=current_request_id()))
+    # Defence in depth: whatever the server sends, only this patient's resources go out.
+    entries = [
+        e
+        for e in bundle.get("entry", [])
+        if (e.get("resource") or {}).get("subject", {}).get("reference") == reference
+    ]
+    links = [{"relation": "self", "url": request.full_path.rstrip("?")}]
+    for link in bundle.get("link", []):
+        if link.get("relation") == "next" and link.get("url"):
+            links.append(
+                {
+                    "relation": "next",
+                    "url": url_for(
+                        "patients.observations", patient=patient, _page=page_token(link["url"])
+                    ),
+                }
+            )
+    answer = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    audit.note("read", "observation", [reference], len(entries))
+    return Response(json.dumps(answer), status=HTTPStatus.OK, mimetype=FHIR_JSON)

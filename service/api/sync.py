@@ -1,0 +1,203 @@
+"""POST /sync/*: accept records into the durable outbox and deliver them; sync state and requeue."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask import Blueprint, current_app, request, url_for
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import store
+from service.api import audit
+from service.api.bodies import read_json
+from service.api.context import PRIMARY_TYPE, principal, require_records
+from service.api.errors import ApiError
+from service.observability import current_request_id
+from service.schemas import RecordKind, load_records
+from service.sync.accept import accept_records
+from service.sync.push import Delivery, Outcome
+from service.sync.runtime import SyncRuntime
+
+bp = Blueprint("sync", __name__, url_prefix="/sync")
+
+# The ledger's status, as an outcome of a request that did not push the entry itself.
+OUTCOME_OF_STATUS = {
+    "sent": "unchanged",
+    "queued": "queued",
+    "failed": "failed",
+    "conflict": "conflict",
+    "retracted": "retracted",
+}
+Json = dict[str, Any]
+
+
+def sessions() -> sessionmaker[Session]:
+    """The app's session factory."""
+    factory: sessionmaker[Session] = current_app.extensions["diarybridge.sessions"]
+    return factory
+
+
+def runtime() -> SyncRuntime:
+    """The app's sync runtime (FHIR client, worker)."""
+    sync: SyncRuntime = current_app.extensions["diarybridge.sync"]
+    return sync
+
+
+def _wants_async() -> bool:
+    prefer = {p.strip().lower() for p in request.headers.get("Prefer", "").split(",")}
+    return "respond-async" in prefer or current_app.config["SETTINGS"].sync_async
+
+
+def _resource_view(state: store.ResourceState) -> Json:
+    return {
+        "resource_type": state.resource_type,
+        "id": state.server_id,
+        "version_id": state.version_id,
+    }
+
+
+def _result(kind: RecordKind, source_id: str, namespace: str, delivery: Delivery | None) -> Json:
+    with sessions().begin() as session:
+        entry = store.get_entry(session, namespace, kind.value, source_id)
+    assert entry is not None  # accepted in this request
+    if delivery is not None and delivery.outcome is not Outcome.RETRY:
+        outcome = delivery.outcome.value
+    else:
+        outcome = OUTCOME_OF_STATUS.get(entry.status, entry.status)
+    result: Json = {
+        "kind": kind.value,
+        "id": source_id,
+        "outcome": outcome,
+        "resources": [_resource_view(r) for r in entry.resources],
+    }
+    if outcome in ("failed", "conflict", "queued") and entry.last_error:
+        result["error"] = entry.last_error
+    return result
+
+
+def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
+    payload = require_records(read_json(), kind)
+    settings = current_app.config["SETTINGS"]
+    records = load_records(payload, kind, settings.max_records_per_request)
+    namespace = principal().client_id
+    request_id = accept_records(sessions(), namespace, records)
+    audit.note_records("write", kind.value, payload if isinstance(payload, list) else [payload])
+    status_url = url_for("sync.request_status", request_id=request_id)
+    headers = {"Content-Location": status_url}
+    if _wants_async() or not runtime().fhir.base_url:
+        # Committed before we answer: a 202 is a promise the worker will keep.
+        body = {"request_id": request_id, "status_url": status_url, "accepted": len(records)}
+        return body, HTTPStatus.ACCEPTED, headers
+    worker = runtime().worker(request_id=current_request_id())
+    delivered = {(d.entry.kind, d.entry.source_id): d for d in worker.drain(request_id=request_id)}
+    id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
+    results = []
+    for record in records:
+        source_id = getattr(record, id_field)
+        results.append(_result(kind, source_id, namespace, delivered.get((kind.value, source_id))))
+    return (
+        {"request_id": request_id, "status_url": status_url, "results": results},
+        HTTPStatus.OK,
+        headers,
+    )
+
+
+@bp.post("/diary-entries")
+def diary_entries() -> tuple[Json, HTTPStatus, dict[str, str]]:
+    """Validate, store and push diary entries; per-entry outcomes (or 202 when asynchronous)."""
+    return _sync(RecordKind.DIARY_ENTRY)
+
+
+@bp.post("/infusions")
+def infusions() -> tuple[Json, HTTPStatus, dict[str, str]]:
+    """Validate, store and push infusion records; per-record outcomes (or 202)."""
+    return _sync(RecordKind.INFUSION)
+
+
+def _not_found() -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such sync request or entry")
+
+
+@bp.get("/requests/<request_id>")
+def request_status(request_id: str) -> tuple[Json, HTTPStatus]:
+    """Progress of an accepted request: each entry's state; 200 once nothing is queued."""
+    with sessions().begin() as session:
+        progress = store.get_request(session, request_id)
+    caller = principal()
+    # Only the client that sent it sees it: others learn nothing, not even that it exists.
+    if progress is None or progress.client_id != caller.client_id:
+        raise _not_found()
+    body = {
+        "request_id": progress.request_id,
+        "done": progress.done,
+        "counts": progress.counts,
+        "items": [
+            {"kind": i.kind, "id": i.source_id, "disposition": i.disposition, "state": i.state}
+            for i in progress.items
+        ],
+    }
+    return body, HTTPStatus.OK if progress.done else HTTPStatus.ACCEPTED
+
+
+@bp.get("/status")
+def status() -> tuple[Json, HTTPStatus]:
+    """Counts by state and the oldest queued age: for operators (user/ or system/ read)."""
+    principal().require("read", "Observation", None)
+    with sessions().begin() as session:
+        counts = store.status_counts(session)
+    return {
+        "counts": counts.counts,
+        "in_flight": counts.in_flight,
+        "oldest_queued_age_seconds": counts.oldest_queued_age_seconds,
+    }, HTTPStatus.OK
+
+
+@bp.get("/entries/<kind>/<source_id>")
+def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
+    """One ledger entry: its state, last error, conflict and the server's resource ids."""
+    try:
+        record_kind = RecordKind(kind)
+    except ValueError:
+        raise _not_found() from None
+    namespace = request.args.get("namespace") or principal().client_id
+    with sessions().begin() as session:
+        view = store.get_entry(session, namespace, record_kind.value, source_id)
+    if view is None:
+        raise _not_found()
+    principal().require("read", PRIMARY_TYPE[record_kind], view.patient_key)
+    audit.note("read", record_kind.value, [view.patient_key], 1)
+    return {
+        "kind": view.kind,
+        "id": view.source_id,
+        "namespace": view.namespace,
+        "status": view.status,
+        "in_flight": view.in_flight,
+        "attempts": view.attempts,
+        "last_error": view.last_error,
+        "conflict": view.conflict,
+        "resources": [_resource_view(r) for r in view.resources],
+        "record": view.record,
+        "updated_at": view.updated_at.isoformat(),
+    }, HTTPStatus.OK
+
+
+@bp.post("/requeue")
+def requeue() -> tuple[Json, HTTPStatus]:
+    """Queue failed entries (and, if asked, conflicts) again: for operators (system/ write)."""
+    principal().require("write", "Observation", None)
+    body = read_json()
+    if not isinstance(body, dict) or set(body) - {"include_conflicts"}:
+        raise ApiError(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "invalid_input",
+            "the body takes include_conflicts",
+        )
+    include = body.get("include_conflicts", False)
+    if not isinstance(include, bool):
+        raise ApiError(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", "include_conflicts must be a boolean"
+        )
+    with sessions().begin() as session:
+        count = store.requeue_failed(session, include_conflicts=include)
+    return {"requeued": count}, HTTPStatus.OK

@@ -1,0 +1,48 @@
+"""Deliver claimed ledger entries: push them, then record each outcome in the ledger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import store
+from service.store import ClaimedEntry, LeaseLostError
+from service.sync.push import Delivery, Outcome, Pusher
+
+log = logging.getLogger(__name__)
+
+
+def record_delivery(session: Session, delivery: Delivery) -> None:
+    """Write one push outcome to the ledger (in the caller's transaction)."""
+    entry = delivery.entry
+    if delivery.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
+        store.mark_sent(session, entry, delivery.resources)
+    elif delivery.outcome is Outcome.RETRACTED:
+        store.mark_retracted(session, entry, delivery.resources)
+    elif delivery.outcome is Outcome.CONFLICT:
+        store.mark_conflict(session, entry, delivery.server_versions, delivery.error)
+    else:
+        assert delivery.error is not None
+        store.mark_failed(
+            session, entry, delivery.error, retryable=delivery.outcome is Outcome.RETRY
+        )
+
+
+def deliver(
+    sessions: sessionmaker[Session], pusher: Pusher, entries: Sequence[ClaimedEntry]
+) -> list[Delivery]:
+    """Push claimed entries and record every outcome; a lost lease is logged and skipped."""
+    deliveries = pusher.push(entries)
+    for delivery in deliveries:
+        # One transaction per entry: a lease lost on one must not undo the others' records.
+        try:
+            with sessions.begin() as session:
+                record_delivery(session, delivery)
+        except LeaseLostError:
+            log.warning(
+                "lease on ledger entry %s was lost; another worker owns it",
+                delivery.entry.ledger_id,
+            )
+    return deliveries

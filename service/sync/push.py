@@ -1,0 +1,365 @@
+"""Push: map claimed ledger entries to FHIR and write them to the clinic's server, idempotently.
+
+The only layer that joins the store's entries, the mappings and the FHIR client. It decides the
+outcome of each entry; the caller records it in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+from marshmallow import ValidationError
+
+import mappings
+from mappings.context import FhirVersion, MappingContext
+from mappings.errors import MappingError
+from service.fhir_client import (
+    EntryResult,
+    FhirClient,
+    FhirClientError,
+    FhirServerError,
+    FhirTransportError,
+    PreconditionFailed,
+    PushStrategy,
+    WriteResult,
+    choose_push_strategy,
+)
+from service.schemas import RecordKind, load_records
+from service.store import ClaimedEntry, ErrorInfo, ResourceState
+from service.sync.plan import (
+    PlannedWrite,
+    RecordPlan,
+    chunks,
+    plan_record,
+    rewrite_references,
+    transaction_of,
+    weak_etag,
+)
+
+log = logging.getLogger(__name__)
+
+PUSHED_TYPES = ("Observation", "MedicationAdministration")
+# A server that answers these for one entry has judged that entry; sending it again won't help.
+PERMANENT = {
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.FORBIDDEN,
+    HTTPStatus.NOT_FOUND,
+    HTTPStatus.METHOD_NOT_ALLOWED,
+    HTTPStatus.CONFLICT,
+    HTTPStatus.GONE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+}
+
+
+class Outcome(StrEnum):
+    """What happened to one entry on this push."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"  # permanent: the server rejected it
+    RETRY = "retry"  # transient: try again later
+    CONFLICT = "conflict"  # the server's copy changed since we last sent it
+    RETRACTED = "retracted"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The result of pushing one claimed entry."""
+
+    entry: ClaimedEntry
+    outcome: Outcome
+    resources: tuple[ResourceState, ...] = ()
+    error: ErrorInfo | None = None
+    server_versions: dict[str, Any] | None = field(default=None)
+
+
+def error_info(exc: Exception) -> ErrorInfo:
+    """What we keep of an error: status, issue code and the server's diagnostics, no bodies."""
+    if isinstance(exc, FhirServerError):
+        issue = exc.outcome.issues[0] if exc.outcome and exc.outcome.issues else None
+        return ErrorInfo(
+            status=exc.status,
+            code=issue.code if issue else HTTPStatus(exc.status).phrase.lower().replace(" ", "_"),
+            diagnostics=(issue.diagnostics or issue.details_text) if issue else None,
+        )
+    return ErrorInfo(status=None, code=type(exc).__name__, diagnostics=None)
+
+
+def _state(write: PlannedWrite, result: WriteResult) -> ResourceState:
+    return ResourceState(
+        resource_type=write.resource_type,
+        identifier_system=write.identifier[0],
+        identifier_value=write.identifier[1],
+        server_id=result.id,
+        version_id=result.version_id,
+        etag=result.etag,
+        last_sent_hash=write.content_hash,
+    )
+
+
+class Pusher:
+    """Pushes ledger entries to one FHIR server with the strategy its capabilities allow."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        *,
+        chunk_size: int = 200,
+        method: str = "auto",
+        request_id: str | None = None,
+    ) -> None:
+        self.client = client
+        self.chunk_size = chunk_size
+        self._method = method
+        self.request_id = request_id
+
+    def strategy(self) -> PushStrategy:
+        """The server's cheapest idempotent method and best transport (or the configured method)."""
+        chosen = choose_push_strategy(self.client.capabilities(), PUSHED_TYPES)
+        if self._method != "auto":
+            chosen = replace(chosen, method=self._method)  # type: ignore[arg-type]
+        return chosen
+
+    def version(self) -> FhirVersion:
+        """The FHIR version the server speaks."""
+        return FhirVersion(self.client.capabilities().release)
+
+    def _resources(self, entry: ClaimedEntry, version: FhirVersion) -> list[dict[str, Any]]:
+        (record,) = load_records(entry.record, RecordKind(entry.kind))
+        ctx = MappingContext(
+            app_namespace=entry.namespace,
+            source=f"urn:diarybridge:client:{entry.namespace}",
+            fhir_version=version,
+        )
+        return mappings.record_to_resources(record, ctx)
+
+    def push(self, entries: Sequence[ClaimedEntry]) -> list[Delivery]:
+        """Push entries in chunked Bundles; one bad entry does not hide the others' results."""
+        if not entries:
+            return []
+        started = time.monotonic()
+        try:
+            strategy = self.strategy()
+            version = self.version()
+        except FhirClientError as exc:
+            return [Delivery(e, Outcome.RETRY, error=error_info(exc)) for e in entries]
+        results: dict[int, Delivery] = {}
+        plans: list[RecordPlan] = []
+        for index, entry in enumerate(entries):
+            try:
+                plan = plan_record(
+                    self._resources(entry, version), entry.resources, strategy.method
+                )
+            except (ValidationError, MappingError) as exc:
+                # Stored before a rule changed, or a mapping bug: this entry cannot be sent.
+                log.error("entry %s cannot be mapped: %s", entry.ledger_id, type(exc).__name__)
+                results[index] = Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="unmappable"))
+                plan = RecordPlan(writes=(), unchanged=())
+            plans.append(plan)
+            if not plan.writes and index not in results:
+                results[index] = self._finish(entry, plan, [])
+        for group in chunks(plans, self.chunk_size):
+            if strategy.transport == "transaction":
+                results.update(self._by_transaction(entries, plans, group))
+            elif strategy.transport == "batch" and strategy.method == "update-as-create":
+                results.update(self._by_batch(entries, plans, group))
+            else:
+                for index in group:
+                    results[index] = self._one_by_one(entries[index], plans[index])
+        deliveries = [results[i] for i in range(len(entries))]
+        log.info(
+            "pushed %d entries via %s/%s in %.2fs: %s",
+            len(entries),
+            strategy.method,
+            strategy.transport,
+            time.monotonic() - started,
+            _counts(deliveries),
+        )
+        return deliveries
+
+    # ---- transports -----------------------------------------------------------------
+
+    def _by_transaction(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
+    ) -> dict[int, Delivery]:
+        bundle = transaction_of(plans[i] for i in group)
+        try:
+            results = self.client.transaction(bundle, idempotent=True, request_id=self.request_id)
+        except FhirServerError as exc:
+            if len(group) > 1 and exc.status < HTTPStatus.INTERNAL_SERVER_ERROR:
+                # All or nothing, so either one entry is bad or the Bundle is bigger than this
+                # server takes (Medplum: 50 updates). Halve the chunks from now on and retry
+                # the records in smaller Bundles: a bad record ends up alone, the rest pass.
+                sent = sum(plans[i].size for i in group)
+                self.chunk_size = max(1, min(self.chunk_size, sent // 2))
+                log.info(
+                    "transaction of %d entries refused; chunks now <= %d entries",
+                    sent,
+                    self.chunk_size,
+                )
+                smaller = [
+                    [group[i] for i in part]
+                    for part in chunks([plans[i] for i in group], self.chunk_size)
+                ]
+                if len(smaller) == 1:  # one record bigger than the ceiling: split records
+                    smaller = [[index] for index in group]
+                out: dict[int, Delivery] = {}
+                for part in smaller:
+                    out.update(self._by_transaction(entries, plans, part))
+                return out
+            return {i: self._failure(entries[i], plans[i], exc) for i in group}
+        except FhirClientError as exc:
+            return {i: self._failure(entries[i], plans[i], exc) for i in group}
+        out = {}
+        position = 0
+        for index in group:
+            size = plans[index].size
+            out[index] = self._finish(
+                entries[index], plans[index], results[position : position + size]
+            )
+            position += size
+        return out
+
+    def _by_batch(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
+    ) -> dict[int, Delivery]:
+        bundle = transaction_of((plans[i] for i in group), kind="batch")
+        try:
+            results = self.client.batch(bundle, idempotent=True, request_id=self.request_id)
+        except FhirClientError as exc:
+            return {i: self._failure(entries[i], plans[i], exc) for i in group}
+        out: dict[int, Delivery] = {}
+        position = 0
+        for index in group:
+            size = plans[index].size
+            mine = results[position : position + size]
+            position += size
+            failed = next((r for r in mine if not r.ok), None)
+            if failed is None:
+                out[index] = self._finish(entries[index], plans[index], mine)
+            else:
+                exc = FhirServerError(
+                    failed.status,
+                    method="PUT",
+                    path=failed.resource_type or "?",
+                    outcome=failed.outcome,
+                )
+                out[index] = self._failure(entries[index], plans[index], exc)
+        return out
+
+    def _one_by_one(self, entry: ClaimedEntry, plan: RecordPlan) -> Delivery:
+        # Referenced resources first (an infusion's administration before its reactions).
+        writes = sorted(plan.writes, key=lambda w: w.resource_type != "MedicationAdministration")
+        located: dict[str, str] = {}
+        results: dict[str, WriteResult] = {}
+        try:
+            for write in writes:
+                body = rewrite_references(write.body, located)
+                result = self._write_single(write, body)
+                results[write.full_url] = result
+                if result.id:
+                    located[write.full_url] = f"{write.resource_type}/{result.id}"
+        except FhirClientError as exc:
+            return self._failure(entry, plan, exc)
+        ordered = [results[w.full_url] for w in plan.writes]
+        return self._finish(entry, plan, ordered)
+
+    def _write_single(self, write: PlannedWrite, body: dict[str, Any]) -> WriteResult:
+        request = write.request
+        if request["method"] == "POST":
+            query = parse_qsl(request["ifNoneExist"])
+            return self.client.create(body, if_none_exist=query, request_id=self.request_id)
+        if "?" in request["url"]:
+            query = parse_qsl(request["url"].split("?", 1)[1])
+            return self.client.conditional_update(body, query, request_id=self.request_id)
+        version = request.get("ifMatch", "")
+        version_id = version[3:-1] if version.startswith('W/"') else None
+        return self.client.update(body, if_match=version_id, request_id=self.request_id)
+
+    # ---- outcomes -------------------------------------------------------------------
+
+    def _finish(
+        self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
+    ) -> Delivery:
+        states = [_state(w, r) for w, r in zip(plan.writes, results, strict=True)]
+        states.extend(plan.unchanged)
+        if plan.dropped:
+            try:
+                states.extend(self.retract(plan.dropped))
+            except FhirClientError as exc:
+                return self._failure(entry, plan, exc)
+        if not plan.writes and not plan.dropped:
+            outcome = Outcome.UNCHANGED
+        elif any(w.is_update for w in plan.writes) or plan.dropped or plan.unchanged:
+            outcome = Outcome.UPDATED
+        else:
+            outcome = Outcome.CREATED
+        return Delivery(entry, outcome, tuple(states))
+
+    def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
+        info = error_info(exc)
+        if isinstance(exc, PreconditionFailed):
+            return Delivery(
+                entry, Outcome.CONFLICT, error=info, server_versions=self._server_copies(plan)
+            )
+        if isinstance(exc, FhirServerError) and exc.status in PERMANENT:
+            return Delivery(entry, Outcome.FAILED, error=info)
+        if isinstance(exc, FhirServerError | FhirTransportError | FhirClientError):
+            return Delivery(entry, Outcome.RETRY, error=info)
+        raise exc
+
+    def _server_copies(self, plan: RecordPlan) -> dict[str, Any]:
+        """The server's current copies of what we tried to update, to show beside ours."""
+        copies: dict[str, Any] = {}
+        for write in plan.writes:
+            if not write.is_update or write.known is None or write.known.server_id is None:
+                continue
+            try:
+                theirs = self.client.read(
+                    write.resource_type, write.known.server_id, request_id=self.request_id
+                )
+            except FhirClientError:
+                theirs = None
+            copies[f"{write.resource_type}/{write.known.server_id}"] = {
+                "ours": write.body,
+                "theirs": theirs,
+                "version_we_last_saw": write.known.version_id,
+            }
+        return copies
+
+    def retract(self, states: Sequence[ResourceState]) -> list[ResourceState]:
+        """Mark our resources entered-in-error on the server (never a hard delete)."""
+        done = []
+        for state in states:
+            if state.server_id is None:
+                continue
+            current = self.client.read(
+                state.resource_type, state.server_id, request_id=self.request_id
+            )
+            if current.get("status") == "entered-in-error":
+                done.append(state)
+                continue
+            current["status"] = "entered-in-error"
+            # The version we last saw: a clinician's edit since then is a conflict, not overwritten.
+            version = state.version_id or (current.get("meta") or {}).get("versionId")
+            result = self.client.update(current, if_match=version, request_id=self.request_id)
+            done.append(replace(state, version_id=result.version_id, etag=result.etag))
+        return done
+
+
+def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for delivery in deliveries:
+        counts[delivery.outcome.value] = counts.get(delivery.outcome.value, 0) + 1
+    return counts
+
+
+__all__ = ["Delivery", "Outcome", "Pusher", "error_info", "weak_etag"]

@@ -1,0 +1,79 @@
+"""What an app process holds for sync: one FHIR client, pushers made from it, the worker thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import FhirServerSettings
+from service.fhir_client import FhirClient
+from service.sync.push import Pusher
+from service.sync.target import make_client
+from service.sync.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class SyncRuntime:
+    """Lazily connects to the configured FHIR server; owns the optional in-process worker."""
+
+    def __init__(
+        self,
+        fhir: FhirServerSettings,
+        sessions: sessionmaker[Session],
+        *,
+        lease_seconds: float = 300.0,
+    ) -> None:
+        self.fhir = fhir
+        self.sessions = sessions
+        self.lease_seconds = lease_seconds
+        self._client: FhirClient | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def client(self) -> FhirClient:
+        """The one client (connection pool, cached capabilities) of this process."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.fhir)
+            return self._client
+
+    def pusher(self, request_id: str | None = None) -> Pusher:
+        """A pusher using the shared client; request_id is sent on with every call."""
+        return Pusher(
+            self.client,
+            chunk_size=self.fhir.chunk_size,
+            method=self.fhir.push_strategy,
+            request_id=request_id,
+        )
+
+    def worker(self, request_id: str | None = None, name: str | None = None) -> Worker:
+        """A worker delivering through this runtime's client."""
+        return Worker(
+            self.sessions,
+            lambda: self.pusher(request_id),
+            batch_size=self.fhir.chunk_size,
+            lease_seconds=self.lease_seconds,
+            name=name,
+        )
+
+    def start_worker(self) -> None:
+        """Run a worker in a daemon thread of this process until stop_worker()."""
+        if self._thread is not None or not self.fhir.base_url:
+            return
+        worker = self.worker()
+        self._thread = threading.Thread(
+            target=worker.run, args=(self._stop,), name="diarybridge-sync-worker", daemon=True
+        )
+        self._thread.start()
+
+    def stop_worker(self, timeout: float = 10.0) -> None:
+        """Ask the worker thread to stop after its current batch, and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

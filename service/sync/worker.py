@@ -1,0 +1,81 @@
+"""The delivery worker: claims queued ledger entries and pushes them, until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import store
+from service.sync.deliver import deliver
+from service.sync.push import Delivery, Pusher
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    """host:pid:thread, so a claim in the ledger says who holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class Worker:
+    """Claims up to batch_size due entries under a lease, delivers them, records the outcomes."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        make_pusher: Callable[[], Pusher],
+        *,
+        batch_size: int = 200,
+        lease_seconds: float = 300.0,
+        idle_seconds: float = 2.0,
+        name: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.make_pusher = make_pusher
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.idle_seconds = idle_seconds
+        self.name = name or worker_name()
+        self._pusher: Pusher | None = None
+
+    @property
+    def pusher(self) -> Pusher:
+        """One pusher (and so one client session) per worker, made on first use."""
+        if self._pusher is None:
+            self._pusher = self.make_pusher()
+        return self._pusher
+
+    def run_once(self, request_id: str | None = None) -> list[Delivery]:
+        """Claim one batch (of one request's entries, if given) and deliver it."""
+        with self.sessions.begin() as session:
+            claimed = store.claim_batch(
+                session, self.name, self.batch_size, self.lease_seconds, request_id=request_id
+            )
+        if not claimed:
+            return []
+        return deliver(self.sessions, self.pusher, claimed)
+
+    def drain(self, request_id: str | None = None) -> list[Delivery]:
+        """Deliver until nothing due is left (entries backing off stay queued for later)."""
+        done: list[Delivery] = []
+        while batch := self.run_once(request_id):
+            done.extend(batch)
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop` is set; errors are logged and the loop goes on after a pause."""
+        log.info("sync worker %s started", self.name)
+        while not stop.is_set():
+            try:
+                delivered = self.run_once()
+            except Exception:  # a worker must outlive one bad batch
+                log.exception("sync worker %s: batch failed", self.name)
+                delivered = []
+            if not delivered:
+                stop.wait(self.idle_seconds)
+        log.info("sync worker %s stopped", self.name)

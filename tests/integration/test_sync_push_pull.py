@@ -1,0 +1,260 @@
+"""Push and pull through the API against the real FHIR server: idempotent, lossless, conflicts seen."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from mappings.identifiers import identifier_system
+from service.app import create_app
+from service.config import Settings
+from tests.api.contract import ContractClient
+from tests.api.samples import DIARY_ENTRY, INFUSION, diary, infusion
+from tests.conftest import KEYS, headers, make_env
+from tests.fhir_server import CountByIdentifier
+
+pytestmark = pytest.mark.integration
+
+BATCH = {"X-API-Key": KEYS["batch"]["key"]}
+SYSTEM = identifier_system(KEYS["batch"]["client_id"])
+
+
+def make_app(tmp_path: Path, fhir_server: str, **extra: str) -> Flask:
+    env = make_env(tmp_path, DIARYBRIDGE_FHIR_BASE_URL=fhir_server, **extra)
+    app = create_app(Settings.from_env(env))
+    app.test_client_class = ContractClient
+    return app
+
+
+AppFactory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def new_client(tmp_path: Path, fhir_server: str) -> AppFactory:
+    """A client of a new app with its own empty ledger (as after losing the database)."""
+    made = 0
+
+    def make(**extra: str) -> FlaskClient:
+        nonlocal made
+        made += 1
+        return make_app(tmp_path / f"app{made}", fhir_server, **extra).test_client()
+
+    return make
+
+
+def unique_patient(tag: str) -> str:
+    return f"synthetic-{tag}-{datetime.now(UTC).strftime('%H%M%S%f')}"
+
+
+def month_of_entries(patient: str, days: int = 30) -> list[dict[str, Any]]:
+    start = datetime(2026, 10, 1, 20, 0, tzinfo=UTC)
+    entries = []
+    for day in range(days):
+        at = (start + timedelta(days=day)).astimezone().isoformat()
+        entries.append(
+            diary(
+                entry_id=f"{patient}-day-{day:02d}",
+                patient={"reference": f"Patient/{patient}"},
+                recorded_at=at,
+                fatigue=day % 11,
+                medications=[{"name": "pyridostigmine", "dose": 60.0, "dose_unit": "mg",
+                              "taken_at": at}],
+            )
+        )
+    return entries
+
+
+def outcomes(response: Any) -> list[str]:
+    assert response.status_code == HTTPStatus.OK, response.json
+    return [r["outcome"] for r in response.json["results"]]
+
+
+def count_ours(fhir_server: str, resource_type: str, patient: str) -> int:
+    bundle = requests.get(
+        f"{fhir_server}/{resource_type}",
+        params={"subject": f"Patient/{patient}", "_summary": "count"},
+        timeout=30,
+    ).json()
+    return int(bundle["total"])
+
+
+def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
+    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+) -> None:
+    patients = [unique_patient(f"p{n}") for n in range(3)]
+    entries = {p: month_of_entries(p) for p in patients}
+    infusions = {
+        p: [infusion(infusion_id=f"{p}-ivig-{n}", patient={"reference": f"Patient/{p}"})
+            for n in range(2)]
+        for p in patients
+    }
+    client = new_client()
+    for p in patients:
+        first = client.post("/sync/diary-entries", json=entries[p], headers=BATCH)
+        assert set(outcomes(first)) == {"created"}
+        assert set(outcomes(client.post("/sync/infusions", json=infusions[p], headers=BATCH))) == {
+            "created"
+        }
+    counts = {p: (count_ours(fhir_server, "Observation", p),
+                  count_ours(fhir_server, "MedicationAdministration", p)) for p in patients}
+    assert all(obs > 30 and admins >= 30 + 2 for obs, admins in counts.values())
+
+    again = client.post("/sync/diary-entries", json=entries[patients[0]], headers=BATCH)
+    assert set(outcomes(again)) == {"unchanged"}
+    fresh = new_client()  # no ledger: idempotence must come from the server requests themselves
+    assert set(outcomes(fresh.post("/sync/diary-entries", json=entries[patients[1]],
+                                   headers=BATCH))) <= {"created", "updated"}
+    assert set(outcomes(fresh.post("/sync/infusions", json=infusions[patients[1]],
+                                   headers=BATCH))) <= {"created", "updated"}
+    for p in patients:
+        assert (count_ours(fhir_server, "Observation", p),
+                count_ours(fhir_server, "MedicationAdministration", p)) == counts[p]
+    value = f"diary-entry/{patients[1]}-day-03/fatigue"
+    assert count_resources("Observation", SYSTEM, value) == 1
+
+
+def test_pulled_records_equal_what_was_pushed(new_client: AppFactory) -> None:
+    patient = unique_patient("pull")
+    entries = month_of_entries(patient, days=12)
+    infusions = [infusion(infusion_id=f"{patient}-ivig", patient={"reference": f"Patient/{patient}"})]
+    client = new_client()
+    client.post("/sync/diary-entries", json=entries, headers=BATCH)
+    client.post("/sync/infusions", json=infusions, headers=BATCH)
+
+    pulled = client.get(f"/patients/{patient}/diary-entries?_count=5", headers=BATCH)
+    assert pulled.status_code == HTTPStatus.OK, pulled.json
+    assert pulled.json["total"] == 12 and pulled.json["unreadable"] == 0
+    got = list(pulled.json["diary_entries"])
+    while "next" in pulled.json:
+        pulled = client.get(pulled.json["next"], headers=BATCH)
+        got.extend(pulled.json["diary_entries"])
+    for item in got:
+        item["mg_adl"].pop("total")
+    assert got == sorted(entries, key=lambda e: e["recorded_at"])  # noqa: SIM300
+
+    back = client.get(f"/patients/{patient}/infusions", headers=BATCH).json["infusions"]
+    assert len(back) == 1
+    back[0].pop("dose_g_per_kg")
+    assert back[0] == {"route": "intravenous", "reason": "myasthenia_gravis", **infusions[0]}
+
+    since = entries[5]["recorded_at"]
+    window = client.get(f"/patients/{patient}/diary-entries", query_string={"since": since},
+                        headers=BATCH).json
+    assert window["total"] == 7
+
+
+def test_a_changed_entry_updates_its_resource_in_place(
+    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+) -> None:
+    patient = unique_patient("upd")
+    entry = month_of_entries(patient, days=1)[0]
+    client = new_client()
+    created = client.post("/sync/diary-entries", json=entry, headers=BATCH).json["results"][0]
+    fatigue_before = next(r for r in created["resources"] if r["resource_type"] == "Observation")
+    changed = {**entry, "fatigue": (entry["fatigue"] + 3) % 11}
+    updated = client.post("/sync/diary-entries", json=changed, headers=BATCH).json["results"][0]
+    assert updated["outcome"] == "updated"
+    value = f"diary-entry/{entry['entry_id']}/fatigue"
+    assert count_resources("Observation", SYSTEM, value) == 1
+    after = {r["id"]: r["version_id"] for r in updated["resources"]}
+    before = {r["id"]: r["version_id"] for r in created["resources"]}
+    assert after.keys() == before.keys()  # same resources, not new ones
+    assert sum(after[i] != before[i] for i in after) == 1  # only the fatigue Observation changed
+    assert fatigue_before["id"] in after
+
+
+def test_a_clinicians_edit_is_a_conflict_not_overwritten(
+    new_client: AppFactory, fhir_server: str
+) -> None:
+    patient = unique_patient("conflict")
+    entry = month_of_entries(patient, days=1)[0]
+    client = new_client()
+    client.post("/sync/diary-entries", json=entry, headers=BATCH)
+    view = client.get(f"/sync/entries/diary-entry/{entry['entry_id']}", headers=BATCH).json
+    fatigue = next(
+        r for r in view["resources"]
+        if r["resource_type"] == "Observation"
+        and requests.get(f"{fhir_server}/Observation/{r['id']}", timeout=10).json()
+        .get("valueInteger") == entry["fatigue"]
+    )
+    theirs = requests.get(f"{fhir_server}/Observation/{fatigue['id']}", timeout=10).json()
+    theirs["note"] = [{"text": "clinician's note (synthetic)"}]
+    edited = requests.put(f"{fhir_server}/Observation/{fatigue['id']}", json=theirs,
+                          headers={"Content-Type": "application/fhir+json"}, timeout=10)
+    assert edited.ok
+
+    changed = {**entry, "fatigue": (entry["fatigue"] + 1) % 11}
+    result = client.post("/sync/diary-entries", json=changed, headers=BATCH).json["results"][0]
+    assert result["outcome"] == "conflict"
+    view = client.get(f"/sync/entries/diary-entry/{entry['entry_id']}", headers=BATCH).json
+    assert view["status"] == "conflict"
+    both = view["conflict"][f"Observation/{fatigue['id']}"]
+    assert both["theirs"]["note"] == theirs["note"]
+    assert both["ours"]["valueInteger"] == changed["fatigue"]
+    still = requests.get(f"{fhir_server}/Observation/{fatigue['id']}", timeout=10).json()
+    assert still["note"] == theirs["note"] and still["valueInteger"] == entry["fatigue"]
+
+
+def test_a_rejected_resource_is_reported_with_the_servers_outcome_and_others_go_through(
+    new_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.sync.push as push
+
+    patient = unique_patient("reject")
+    good, bad = month_of_entries(patient, days=2)
+    real = push.mappings.record_to_resources
+
+    def broken(record: Any, ctx: Any) -> list[dict[str, Any]]:
+        resources = real(record, ctx)
+        if record.entry_id == bad["entry_id"]:
+            resources = copy.deepcopy(resources)
+            del resources[0]["code"]  # Observation.code is required: the server must refuse it
+        return resources
+
+    monkeypatch.setattr(push.mappings, "record_to_resources", broken)
+    response = new_client().post("/sync/diary-entries", json=[good, bad], headers=BATCH)
+    by_id = {r["id"]: r for r in response.json["results"]}
+    assert by_id[good["entry_id"]]["outcome"] == "created"
+    rejected = by_id[bad["entry_id"]]
+    assert rejected["outcome"] == "failed"
+    assert rejected["error"]["status"] in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNPROCESSABLE_ENTITY)
+    assert "code" in json.dumps(rejected["error"])
+
+
+def test_async_accept_answers_202_and_the_worker_delivers(new_client: AppFactory) -> None:
+    patient = unique_patient("async")
+    entries = month_of_entries(patient, days=3)
+    client = new_client()
+    accepted = client.post(
+        "/sync/diary-entries", json=entries, headers={**BATCH, "Prefer": "respond-async"}
+    )
+    assert accepted.status_code == HTTPStatus.ACCEPTED
+    status_url = accepted.headers["Content-Location"]
+    assert client.get(status_url, headers=BATCH).status_code == HTTPStatus.ACCEPTED
+    runtime = client.application.extensions["diarybridge.sync"]
+    delivered = runtime.worker().drain()
+    assert len(delivered) == 3
+    done = client.get(status_url, headers=BATCH)
+    assert done.status_code == HTTPStatus.OK and done.json["counts"] == {"sent": 3}
+
+
+def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
+    client = new_client()
+    other = diary(entry_id="not-mine", patient={"reference": "Patient/synthetic-mg-002"})
+    assert client.post("/sync/diary-entries", json=other, headers=headers("diary_app")
+                       ).status_code == HTTPStatus.FORBIDDEN
+    assert client.get("/patients/synthetic-mg-002/diary-entries", headers=headers("diary_app")
+                      ).status_code == HTTPStatus.FORBIDDEN
+    mine = client.post("/sync/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app"))
+    assert set(outcomes(mine)) <= {"created", "updated", "unchanged"}
+    assert INFUSION["patient"] == DIARY_ENTRY["patient"]
