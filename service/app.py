@@ -45,6 +45,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sync.bp)
     app.register_blueprint(patients.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
+    if settings.worker_in_process and not settings.testing:
+        # Delivers what POST /sync queued; a no-op without a FHIR server.
+        app.extensions["diarybridge.sync"].start_worker()
     return app
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -99,19 +101,43 @@ def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app
 
     settings = Settings.from_env()
-    app = create_app(settings)
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host or settings.host}:{args.port or settings.port}")
             self.cfg.set("workers", 1)  # one process; the sync worker runs in it as a thread
             self.cfg.set("threads", args.threads)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("accesslog", None)  # the app logs one JSON access line per request
 
         def load(self) -> Any:
-            return app
+            # Built in the worker process, after the fork, so its sync thread lives there.
+            return create_app(settings)
 
     _Server().run()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.store import make_engine, make_session_factory, upgrade
+    from service.sync.runtime import SyncRuntime
+
+    settings = Settings.from_env()
+    if not settings.fhir.base_url:
+        raise SystemExit("diarybridge worker: set DIARYBRIDGE_FHIR_BASE_URL")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    runtime = SyncRuntime(
+        settings.fhir, make_session_factory(engine), lease_seconds=settings.lease_seconds
+    )
+    worker = runtime.worker()
+    if args.once:
+        delivered = worker.drain()
+        print(f"delivered {len(delivered)} entries", file=sys.stderr)
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    worker.run(stop)
     return 0
 
 
@@ -187,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default DIARYBRIDGE_PORT or 8080)")
     serve.add_argument("--threads", type=int, default=4)
     serve.set_defaults(func=_serve)
+
+    work = sub.add_parser("worker", help="deliver queued entries to the FHIR server")
+    work.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    work.set_defaults(func=_worker)
 
     conv = sub.add_parser(
         "convert", help="diary entries / infusion records (JSON or NDJSON) -> FHIR"
