@@ -45,7 +45,9 @@ def _payload_patient_key(item: Any) -> str | None:
     try:
         if isinstance(patient.get("reference"), str):
             return patient_key(reference=patient["reference"])
-        if isinstance(ident, dict):
+        if isinstance(ident, dict) and all(
+            isinstance(ident.get(name), str | None) for name in ("system", "value")
+        ):  # a number as the value is for the schema to name, not a crash here (found by fuzzing)
             return patient_key(
                 identifier_system=ident.get("system"), identifier_value=ident.get("value")
             )

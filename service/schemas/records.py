@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
 from typing import Any
@@ -30,6 +31,12 @@ DOSE_UNITS = ("mg", "g", "ug", "mL", "[iU]")
 REFERENCE = (
     r"^(Patient|Practitioner|PractitionerRole|Organization|RelatedPerson)/[A-Za-z0-9.-]{1,64}$"
 )
+# A FHIR string needs visible content (whitespace alone, e.g. "\v", fails validation of what we
+# emit) and SHOULD have no control characters but tab, CR and LF; lone surrogates are not text.
+FHIR_TEXT = validate.Regexp(
+    re.compile(r"^(?=.*\S)[^\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]*$", re.DOTALL),
+    error="must contain visible text and no control characters",
+)
 AWARE = {"invalid": "Not a valid datetime.", "invalid_awareness": "must include a timezone offset"}
 
 
@@ -46,7 +53,7 @@ def _number(low: float, high: float, **kwargs: Any) -> fields.Float:
 
 
 def _text(max_length: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(1, max_length), **kwargs)
+    return fields.String(validate=[validate.Length(1, max_length), FHIR_TEXT], **kwargs)
 
 
 def _aware(**kwargs: Any) -> fields.AwareDateTime:
