@@ -119,6 +119,34 @@ def _not_found() -> ApiError:
     return ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such sync request or entry")
 
 
+def _retract(kind: RecordKind, source_id: str) -> tuple[Json, HTTPStatus, dict[str, str]]:
+    namespace = principal().client_id
+    with sessions().begin() as session:
+        view = store.get_entry(session, namespace, kind.value, source_id)
+        if view is None:
+            raise _not_found()
+        principal().require("write", PRIMARY_TYPE[kind], view.patient_key)
+        view = store.request_retraction(session, namespace, kind.value, source_id)
+    assert view is not None
+    audit.note("write", kind.value, [view.patient_key], 1)
+    status_url = url_for("sync.entry", kind=kind.value, source_id=source_id)
+    # Committed: the worker marks the server's resources entered-in-error (never deletes them).
+    body = {"kind": kind.value, "id": source_id, "status": view.status, "status_url": status_url}
+    return body, HTTPStatus.ACCEPTED, {"Content-Location": status_url}
+
+
+@bp.delete("/diary-entries/<source_id>")
+def retract_diary_entry(source_id: str) -> tuple[Json, HTTPStatus, dict[str, str]]:
+    """The app deleted an entry: withdraw its resources (entered-in-error) on the server."""
+    return _retract(RecordKind.DIARY_ENTRY, source_id)
+
+
+@bp.delete("/infusions/<source_id>")
+def retract_infusion(source_id: str) -> tuple[Json, HTTPStatus, dict[str, str]]:
+    """The app deleted an infusion record: withdraw its resources on the server."""
+    return _retract(RecordKind.INFUSION, source_id)
+
+
 @bp.get("/requests/<request_id>")
 def request_status(request_id: str) -> tuple[Json, HTTPStatus]:
     """Progress of an accepted request: each entry's state; 200 once nothing is queued."""

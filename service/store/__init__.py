@@ -25,6 +25,7 @@ from service.store.ledger import (
     get_entry,
     get_request,
     list_entries,
+    request_retraction,
     requeue_failed,
     status_counts,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "mark_sent",
     "record_audit",
     "release_claims",
+    "request_retraction",
     "requeue_failed",
     "status_counts",
     "upgrade",

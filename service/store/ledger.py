@@ -121,6 +121,7 @@ def accept(
 def requeue(row: LedgerEntry, now: datetime) -> None:
     """Put an entry back in the queue with a fresh attempt count, respecting a held lease."""
     row.status = LedgerStatus.QUEUED.value
+    row.retract_requested = False
     row.attempts = 0
     row.last_error = None
     row.conflict_json = None
@@ -332,3 +333,29 @@ def _new_row(item: AcceptItem, text: str, digest: str, now: datetime) -> dict[st
 def _chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
+
+
+def request_retraction(
+    session: Session, namespace: str, kind: str, source_id: str, *, now: datetime | None = None
+) -> EntryView | None:
+    """Queue the withdrawal of a record's resources (the app deleted it); None if unknown.
+
+    Runs in the caller's transaction; only what is committed may be acknowledged.
+    """
+    now = now or utcnow()
+    row = session.scalars(
+        select(LedgerEntry)
+        .where(
+            LedgerEntry.namespace == namespace,
+            LedgerEntry.kind == kind,
+            LedgerEntry.source_id == source_id,
+        )
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.status != LedgerStatus.RETRACTED.value:
+        requeue(row, now)
+        row.retract_requested = True
+    session.flush()
+    return entry_view(row, now)

@@ -13,6 +13,7 @@ Life of a ledger entry (see ledger.py and outbox.py):
   accept: new or changed content -> queued (attempts 0); same content -> status unchanged
   claim_batch: queued and next_attempt_at <= now -> still queued, leased (claim_token,
       lease_expires_at = next_attempt_at = now + lease, attempts + 1); an expired lease is due
+  request_retraction: -> queued with retract_requested (the worker withdraws the resources)
   mark_sent -> sent | mark_retracted -> retracted | mark_conflict -> conflict
   mark_failed -> queued after a backoff, or failed when not retryable / out of attempts
   any report after new content arrived mid-push -> queued again; requeue_failed: failed -> queued
@@ -25,6 +26,7 @@ from enum import StrEnum
 from typing import cast
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -103,6 +105,9 @@ class LedgerEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)  # JSON: status, code, diagnostics
     conflict_json: Mapped[str | None] = mapped_column(Text)  # the server's version on conflict
     sent_hash: Mapped[str | None] = mapped_column(String(64))  # content_hash last delivered
+    # The app deleted the record: the worker marks its resources entered-in-error, then
+    # 'retracted'. New content cancels it (the record is back).
+    retract_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Eligible for a claim from this time; a claim moves it to the lease expiry, so an expired
     # lease makes the row claimable again without a sweeper.
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -102,6 +102,7 @@ def claim_batch(
             claim_token=token,
             lease_expires_at=expires,
             resources=tuple(resources.get(row.id, ())),
+            retract=bool(row.retract_requested),
         )
         for row in rows
     ]

@@ -69,6 +69,7 @@ class ClaimedEntry:
     claim_token: str
     lease_expires_at: datetime
     resources: tuple[ResourceState, ...] = ()
+    retract: bool = False  # withdraw the resources instead of sending the record
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from service.fhir_client import (
     FhirClientError,
     FhirServerError,
     FhirTransportError,
+    NotFound,
     PreconditionFailed,
     PushStrategy,
     WriteResult,
@@ -154,6 +155,10 @@ class Pusher:
         results: dict[int, Delivery] = {}
         plans: list[RecordPlan] = []
         for index, entry in enumerate(entries):
+            if entry.retract:
+                results[index] = self._withdraw(entry)
+                plans.append(RecordPlan(writes=(), unchanged=()))
+                continue
             try:
                 plan = plan_record(
                     self._resources(entry, version), entry.resources, strategy.method
@@ -322,12 +327,7 @@ class Pusher:
         for write in plan.writes:
             if not write.is_update or write.known is None or write.known.server_id is None:
                 continue
-            try:
-                theirs = self.client.read(
-                    write.resource_type, write.known.server_id, request_id=self.request_id
-                )
-            except FhirClientError:
-                theirs = None
+            theirs = self._read_or_none(write.resource_type, write.known.server_id)
             copies[f"{write.resource_type}/{write.known.server_id}"] = {
                 "ours": write.body,
                 "theirs": theirs,
@@ -335,15 +335,44 @@ class Pusher:
             }
         return copies
 
+    def _withdraw(self, entry: ClaimedEntry) -> Delivery:
+        """The app deleted the record: mark what we sent entered-in-error."""
+        try:
+            return Delivery(entry, Outcome.RETRACTED, tuple(self.retract(entry.resources)))
+        except PreconditionFailed as exc:
+            copies = {
+                f"{s.resource_type}/{s.server_id}": {
+                    "theirs": self._read_or_none(s.resource_type, s.server_id),
+                    "version_we_last_saw": s.version_id,
+                }
+                for s in entry.resources
+                if s.server_id is not None
+            }
+            return Delivery(entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies)
+        except FhirClientError as exc:
+            permanent = isinstance(exc, FhirServerError) and exc.status in PERMANENT
+            outcome = Outcome.FAILED if permanent else Outcome.RETRY
+            return Delivery(entry, outcome, error=error_info(exc))
+
+    def _read_or_none(self, resource_type: str, server_id: str) -> dict[str, Any] | None:
+        try:
+            return self.client.read(resource_type, server_id, request_id=self.request_id)
+        except FhirClientError:
+            return None
+
     def retract(self, states: Sequence[ResourceState]) -> list[ResourceState]:
         """Mark our resources entered-in-error on the server (never a hard delete)."""
         done = []
         for state in states:
             if state.server_id is None:
                 continue
-            current = self.client.read(
-                state.resource_type, state.server_id, request_id=self.request_id
-            )
+            try:
+                current = self.client.read(
+                    state.resource_type, state.server_id, request_id=self.request_id
+                )
+            except NotFound:
+                done.append(state)  # deleted on the server already: nothing left to withdraw
+                continue
             if current.get("status") == "entered-in-error":
                 done.append(state)
                 continue

@@ -258,3 +258,26 @@ def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
     mine = client.post("/sync/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app"))
     assert set(outcomes(mine)) <= {"created", "updated", "unchanged"}
     assert INFUSION["patient"] == DIARY_ENTRY["patient"]
+
+
+def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
+    new_client: AppFactory, fhir_server: str
+) -> None:
+    patient = unique_patient("retract")
+    entry = month_of_entries(patient, days=1)[0]
+    client = new_client()
+    pushed = client.post("/sync/diary-entries", json=entry, headers=BATCH).json["results"][0]
+    removed = client.delete(f"/sync/diary-entries/{entry['entry_id']}", headers=BATCH)
+    assert removed.status_code == HTTPStatus.ACCEPTED
+    delivered = client.application.extensions["diarybridge.sync"].worker().drain()
+    assert [d.outcome.value for d in delivered] == ["retracted"]
+    for resource in pushed["resources"]:
+        on_server = requests.get(
+            f"{fhir_server}/{resource['resource_type']}/{resource['id']}", timeout=10
+        ).json()
+        assert on_server["status"] == "entered-in-error"  # withdrawn, not deleted
+    view = client.get(removed.headers["Content-Location"], headers=BATCH).json
+    assert view["status"] == "retracted"
+    pulled = client.get(f"/patients/{patient}/diary-entries", headers=BATCH).json
+    assert pulled["total"] == 0
+    assert client.delete("/sync/diary-entries/never-sent", headers=BATCH).status_code == 404
