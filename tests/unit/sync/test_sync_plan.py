@@ -1,0 +1,101 @@
+"""Push planning: what to send for a record given what the ledger knows, without any I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mappings import business_identifier, record_to_resources
+from service.store import ResourceState, content_hash
+from service.sync.plan import chunks, plan_record, transaction_of
+from tests.unit.mappings.samples import ENTRY, INFUSION, ctx
+
+
+def known(resources: list[dict], server: str = "srv", version: str = "1") -> list[ResourceState]:
+    """Ledger states as after a successful push of exactly these resources."""
+    return [
+        ResourceState(
+            resource_type=r["resourceType"],
+            identifier_system=business_identifier(r)[0],
+            identifier_value=business_identifier(r)[1],
+            server_id=f"{server}-{n}",
+            version_id=version,
+            last_sent_hash=content_hash(r),
+        )
+        for n, r in enumerate(resources)
+    ]
+
+
+def test_new_record_with_update_as_create_puts_deterministic_ids() -> None:
+    resources = record_to_resources(ENTRY, ctx())
+    plan = plan_record(resources, [], "update-as-create")
+    assert len(plan.writes) == len(resources) and not plan.unchanged
+    for write, resource in zip(plan.writes, resources, strict=True):
+        assert write.request == {
+            "method": "PUT",
+            "url": f"{resource['resourceType']}/{resource['id']}",
+        }
+        assert write.body["id"] == resource["id"]
+
+
+def test_new_record_with_conditional_create_points_references_at_full_urls() -> None:
+    resources = record_to_resources(INFUSION, ctx())
+    plan = plan_record(resources, [], "conditional-create")
+    admin = next(w for w in plan.writes if w.identifier[1].endswith("/administration"))
+    reaction = next(w for w in plan.writes if "/reaction-" in w.identifier[1])
+    assert admin.request["method"] == "POST"
+    assert admin.request["ifNoneExist"].startswith("identifier=https://diarybridge.dev/fhir/sid/")
+    assert "id" not in admin.body
+    assert reaction.body["partOf"] == [{"reference": admin.full_url}]
+
+
+def test_unchanged_resources_are_not_sent_and_changed_ones_update_with_if_match() -> None:
+    before = record_to_resources(ENTRY, ctx())
+    states = known(before, version="7")
+    after = record_to_resources(replace(ENTRY, fatigue=(ENTRY.fatigue or 0) + 1), ctx())
+    plan = plan_record(after, states, "conditional-create")
+    assert len(plan.writes) == 1
+    (write,) = plan.writes
+    assert write.identifier[1].endswith("/fatigue")
+    assert write.is_update
+    state = next(s for s in states if s.identifier_value == write.identifier[1])
+    assert write.request == {
+        "method": "PUT",
+        "url": f"Observation/{state.server_id}",
+        "ifMatch": 'W/"7"',
+    }
+    assert write.body["id"] == state.server_id
+    assert len(plan.unchanged) == len(before) - 1
+
+
+def test_updates_reference_the_servers_ids_of_our_other_resources() -> None:
+    resources = record_to_resources(INFUSION, ctx())
+    states = known(resources)
+    changed = [dict(r) for r in resources]
+    for r in changed:
+        if r["resourceType"] == "Observation":
+            r["effectiveDateTime"] = "2026-11-12T08:00:00+01:00"
+    plan = plan_record(changed, states, "update-as-create")
+    admin_state = next(s for s in states if s.identifier_value.endswith("/administration"))
+    for write in plan.writes:
+        if write.resource_type == "Observation":
+            assert write.body["partOf"] == [
+                {"reference": f"MedicationAdministration/{admin_state.server_id}"}
+            ]
+
+
+def test_a_part_the_record_no_longer_has_is_dropped() -> None:
+    states = known(record_to_resources(ENTRY, ctx()))
+    plan = plan_record(
+        record_to_resources(replace(ENTRY, note=None), ctx()), states, "update-as-create"
+    )
+    assert [s.identifier_value.rsplit("/", 1)[1] for s in plan.dropped] == ["note"]
+    assert not plan.writes
+
+
+def test_chunks_never_split_a_record_and_skip_empty_plans() -> None:
+    big = plan_record(record_to_resources(ENTRY, ctx()), [], "update-as-create")
+    empty = replace(big, writes=())
+    groups = chunks([big, empty, big, big], max_entries=2 * big.size)
+    assert groups == [[0, 2], [3]]
+    bundle = transaction_of([big, big])
+    assert bundle["type"] == "transaction" and len(bundle["entry"]) == 2 * big.size

@@ -1,0 +1,248 @@
+"""The pusher against a FHIR server faked with `responses`: outcomes for every error path."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from mappings.records import DiaryEntry
+from service.fhir_client import NO_RETRY, FhirClient
+from service.schemas import dump_record
+from service.store import ClaimedEntry, ResourceState
+from service.sync.push import Outcome, Pusher
+from tests.unit.mappings.samples import ENTRY
+
+BASE = "https://fhir.clinic.test/fhir"
+
+
+def capability(transaction: bool = True, batch: bool = True, update_create: bool = True) -> dict:
+    interactions = [{"code": c} for c in ("read", "create", "update", "search-type")]
+    resource = {
+        "interaction": interactions,
+        "updateCreate": update_create,
+        "conditionalCreate": True,
+        "conditionalUpdate": True,
+    }
+    system = [{"code": "transaction"}] * transaction + [{"code": "batch"}] * batch
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "date": "2026-01-01",
+        "rest": [
+            {
+                "mode": "server",
+                "interaction": system,
+                "resource": [
+                    {"type": t, **resource} for t in ("Observation", "MedicationAdministration")
+                ],
+            }
+        ],
+    }
+
+
+def claimed(
+    record: DiaryEntry = ENTRY, resources: tuple[ResourceState, ...] = (), retract: bool = False
+) -> ClaimedEntry:
+    return ClaimedEntry(
+        ledger_id=1,
+        namespace="mg-diary-app",
+        kind="diary-entry",
+        source_id=record.entry_id,
+        patient_key="Patient/synthetic-mg-001",
+        record=dump_record(record),
+        content_hash="h",
+        attempts=1,
+        claimed_by="w",
+        claim_token="t",
+        lease_expires_at=datetime.now(UTC),
+        resources=resources,
+        retract=retract,
+    )
+
+
+def transaction_response(request: Any) -> tuple[int, dict, str]:
+    bundle = json.loads(request.body)
+    entries = [
+        {
+            "response": {
+                "status": "201 Created",
+                "location": f"{e['request']['url'].split('?')[0]}/s{n}/_history/1",
+            }
+        }
+        for n, e in enumerate(bundle["entry"])
+    ]
+    return (
+        200,
+        {},
+        json.dumps(
+            {"resourceType": "Bundle", "type": f"{bundle['type']}-response", "entry": entries}
+        ),
+    )
+
+
+def outcome(code: str, text: str) -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
+
+
+@pytest.fixture
+def client() -> FhirClient:
+    return FhirClient(BASE, retry=NO_RETRY)
+
+
+@responses.activate
+def test_a_new_entry_is_created_in_one_transaction(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    responses.add_callback(responses.POST, BASE, callback=transaction_response)
+    (delivery,) = Pusher(client).push([claimed()])
+    assert delivery.outcome is Outcome.CREATED
+    assert all(s.server_id and s.version_id == "1" for s in delivery.resources)
+    assert len(responses.calls) == 2  # metadata + one transaction
+
+
+@responses.activate
+def test_a_412_is_a_conflict_with_both_copies(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    first = Pusher(client).push  # learn the ids a first push would record
+    responses.add_callback(responses.POST, BASE, callback=transaction_response)
+    sent = first([claimed()])[0].resources
+    responses.replace(
+        responses.POST, BASE, status=412, json=outcome("conflict", "version mismatch")
+    )
+    theirs = {"resourceType": "Observation", "id": "s0", "status": "amended"}
+    for state in sent:
+        responses.get(f"{BASE}/{state.resource_type}/{state.server_id}", json=theirs)
+    changed = DiaryEntry(**{**ENTRY.__dict__, "fatigue": 9})
+    (delivery,) = Pusher(client).push([claimed(changed, sent)])
+    assert delivery.outcome is Outcome.CONFLICT
+    assert delivery.error is not None and delivery.error.status == 412
+    assert delivery.error.diagnostics == "version mismatch"
+    (copy,) = delivery.server_versions.values()
+    assert copy["theirs"] == theirs and copy["ours"]["valueInteger"] == 9
+
+
+@responses.activate
+def test_a_server_that_stays_unavailable_leaves_the_entry_for_a_retry(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    responses.post(BASE, status=503)
+    (delivery,) = Pusher(client).push([claimed()])
+    assert delivery.outcome is Outcome.RETRY and delivery.error.status == 503
+
+
+@responses.activate
+def test_unreachable_metadata_is_a_retry_for_every_entry(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", body=requests.exceptions.ConnectionError("refused"))
+    deliveries = Pusher(client).push([claimed(), claimed()])
+    assert [d.outcome for d in deliveries] == [Outcome.RETRY, Outcome.RETRY]
+
+
+@responses.activate
+def test_a_refused_transaction_is_split_until_the_bad_record_stands_alone(
+    client: FhirClient,
+) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    bad_id = "bad-one"
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        if any(
+            bad_id in e["request"]["url"] or bad_id in json.dumps(e["resource"])
+            for e in bundle["entry"]
+        ):
+            return 422, {}, json.dumps(outcome("invalid", "Observation.code: required"))
+        return transaction_response(request)
+
+    responses.add_callback(responses.POST, BASE, callback=callback)
+    good = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"ok-{n}"})) for n in range(3)]
+    bad = claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": bad_id}))
+    deliveries = Pusher(client, chunk_size=200).push([*good, bad])
+    assert [d.outcome for d in deliveries] == [Outcome.CREATED] * 3 + [Outcome.FAILED]
+    assert deliveries[-1].error.diagnostics == "Observation.code: required"
+
+
+@responses.activate
+def test_without_transactions_batch_reports_each_entry(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability(transaction=False))
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        assert bundle["type"] == "batch"
+        entries = []
+        for n, e in enumerate(bundle["entry"]):
+            if "second" in json.dumps(e["resource"]) and n % 13 == 0:
+                entries.append({"response": {"status": "400", "outcome": outcome("invalid", "x")}})
+            else:
+                entries.append(
+                    {"response": {"status": "200", "location": f"{e['request']['url']}/_history/2"}}
+                )
+        return (
+            200,
+            {},
+            json.dumps({"resourceType": "Bundle", "type": "batch-response", "entry": entries}),
+        )
+
+    responses.add_callback(responses.POST, BASE, callback=callback)
+    second = DiaryEntry(**{**ENTRY.__dict__, "entry_id": "second"})
+    deliveries = Pusher(client).push([claimed(), claimed(second)])
+    assert [d.outcome for d in deliveries] == [Outcome.CREATED, Outcome.FAILED]
+
+
+@responses.activate
+def test_without_batch_or_transaction_each_resource_is_written_alone(client: FhirClient) -> None:
+    responses.get(
+        f"{BASE}/metadata", json=capability(transaction=False, batch=False, update_create=False)
+    )
+    puts: list[str] = []
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        puts.append(request.url)
+        return 201, {"Location": f"{request.url.split('?')[0]}/x{len(puts)}/_history/1"}, "{}"
+
+    responses.add_callback(responses.PUT, re.compile(f"{BASE}/.*"), callback=callback)
+    (delivery,) = Pusher(client).push([claimed()])
+    assert delivery.outcome is Outcome.CREATED
+    assert len(puts) == len(delivery.resources)
+    assert all("identifier=" in url for url in puts)  # conditional update, no server search twice
+
+
+@responses.activate
+def test_a_retraction_marks_resources_entered_in_error_with_if_match(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    state = ResourceState(
+        "Observation",
+        "https://diarybridge.dev/fhir/sid/mg-diary-app",
+        "diary-entry/x/fatigue",
+        server_id="o1",
+        version_id="4",
+    )
+    responses.get(
+        f"{BASE}/Observation/o1",
+        json={
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "meta": {"versionId": "4"},
+        },
+    )
+    put = responses.put(
+        f"{BASE}/Observation/o1",
+        status=200,
+        headers={"ETag": 'W/"5"'},
+        json={"resourceType": "Observation"},
+    )
+    (delivery,) = Pusher(client).push([claimed(resources=(state,), retract=True)])
+    assert delivery.outcome is Outcome.RETRACTED
+    assert delivery.resources[0].version_id == "5"
+    assert json.loads(put.calls[0].request.body)["status"] == "entered-in-error"
+    assert put.calls[0].request.headers["If-Match"] == 'W/"4"'
