@@ -203,8 +203,59 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from service.imports import Importer, KindChoice, progress_for
+    from service.store import make_engine, make_session_factory, upgrade
+    from service.sync.runtime import SyncRuntime
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    worker = None
+    if settings.fhir.base_url and not args.no_push:
+        worker = SyncRuntime(settings.fhir, sessions, lease_seconds=settings.lease_seconds).worker()
+    elif not args.no_push:
+        print(
+            "import: no DIARYBRIDGE_FHIR_BASE_URL: records are queued, not pushed", file=sys.stderr
+        )
+    report = open(args.report, "w", encoding="utf-8") if args.report else None  # noqa: SIM115
+    problems = 0
+
+    def on_failure(failure: dict[str, Any]) -> None:
+        nonlocal problems
+        problems += 1
+        if report is not None:
+            report.write(json.dumps(failure) + "\n")
+
+    importer = Importer(
+        sessions,
+        args.app,
+        kind=KindChoice(args.kind),
+        worker=worker,
+        batch_size=args.batch_size,
+        on_failure=on_failure,
+        progress=progress_for(sys.stderr),
+    )
+    try:
+        for path in args.files:
+            importer.import_path(path)
+        summary = importer.finish()
+    finally:
+        if report is not None:
+            report.close()
+    print(summary.line())
+    if problems:
+        where = f"; see {args.report}" if args.report else "; --report FILE lists them"
+        print(
+            f"import: {problems} problem(s) in {summary.invalid + summary.failed} record(s){where}",
+            file=sys.stderr,
+        )
+    return 1 if summary.invalid or summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: serve, convert and export."""
+    """The command line: serve, worker, convert, export and import."""
     parser = argparse.ArgumentParser(prog="diarybridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -245,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--search", action="store_true", help="use paged search even if $export is offered"
     )
     export.set_defaults(func=_export)
+
+    imp = sub.add_parser(
+        "import", help="bulk import records (JSON array, NDJSON or CSV) via the outbox, then push"
+    )
+    imp.add_argument("files", nargs="+", help="input files; - for standard input")
+    imp.add_argument("--kind", choices=("diary", "infusion", "auto"), default="auto")
+    imp.add_argument("--app", default="diarybridge-cli", help="app namespace for identifiers")
+    imp.add_argument("--report", help="write one JSON line per problem (position, field, message)")
+    imp.add_argument("--no-push", action="store_true", help="only queue in the outbox")
+    imp.add_argument("--batch-size", type=int, default=500, help="records per outbox transaction")
+    imp.set_defaults(func=_import)
     return parser
 
 

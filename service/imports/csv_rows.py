@@ -1,0 +1,288 @@
+"""The import CSV layout: one row per diary entry (or infusion), one column per item.
+
+Column names are those `diarybridge export --format csv` writes, so an analyst's CSV comes back
+in; import also reads `note` (which exports leave out) and `patient_reference` or
+`patient_system` + `patient_value` instead of `patient`. Derived columns (`mg_adl_total`,
+`dose_g_per_kg`) are checked against the items, counts and flags an export adds are ignored.
+Empty cells mean "not recorded". An unknown column stops the file: a misspelt header would
+otherwise drop that item from every row without a word.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from mappings.records import MG_ADL_ITEMS, Symptom
+from service.imports.sources import RawItem
+from service.schemas import Problem
+
+VITALS = (
+    "body_temperature_c",
+    "heart_rate_bpm",
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "body_weight_kg",
+    "spo2_percent",
+)
+INT_VITALS = {"heart_rate_bpm", "systolic_mmhg", "diastolic_mmhg", "spo2_percent"}
+PATIENT_COLUMNS = ("patient", "patient_reference", "patient_system", "patient_value")
+
+DIARY_COLUMNS = (
+    "entry_id",
+    *PATIENT_COLUMNS,
+    "recorded_at",
+    *(f"mg_adl_{item}" for item in MG_ADL_ITEMS),
+    "mg_adl_total",
+    "fatigue",
+    "muscle_weakness",
+    *(f"symptom_{s.value}" for s in Symptom),
+    *VITALS,
+    "flare_up",
+    "fluids_ml",
+    "medication_names",
+    "note",
+)
+# Written by exports, derived from other columns: accepted and not read.
+DIARY_IGNORED = ("medications", "has_note")
+
+INFUSION_COLUMNS = (
+    "infusion_id",
+    *PATIENT_COLUMNS,
+    "product_brand",
+    "product_rxnorm",
+    "dose_g",
+    "dosing_weight_kg",
+    "dose_g_per_kg",
+    "volume_ml",
+    "start",
+    "end",
+    "status",
+    "status_reason",
+    "lot_number",
+    "route",
+    "access",
+    "setting",
+    "premedication_names",
+    "note",
+    *(f"reaction_{s.value}" for s in Symptom),
+)
+INFUSION_IGNORED = ("duration_hours", "rate_steps", "max_rate_ml_per_hour", "has_note")
+
+
+class CellError(ValueError):
+    """A cell that is not the type its column needs."""
+
+
+def _int(text: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise CellError("must be a whole number")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CellError("must be a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise CellError("must be a finite number")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false"):
+        raise CellError("must be true or false")
+    return lowered == "true"
+
+
+def _names(text: str) -> list[dict[str, Any]]:
+    return [{"name": name.strip()} for name in text.split(";") if name.strip()]
+
+
+def _patient(cells: dict[str, str]) -> dict[str, Any]:
+    """Our patient JSON from whichever patient columns the row fills."""
+    if cells.get("patient_reference"):
+        return {"reference": cells["patient_reference"]}
+    if cells.get("patient_system") or cells.get("patient_value"):
+        return {
+            "identifier": {
+                "system": cells.get("patient_system", ""),
+                "value": cells.get("patient_value", ""),
+            }
+        }
+    text = cells.get("patient", "")
+    if text.startswith("Patient/") or "|" not in text:
+        return {"reference": text}
+    system, _, value = text.rpartition("|")
+    return {"identifier": {"system": system, "value": value}}
+
+
+def _put(problems: list[Problem], column: str, text: str, convert: Any) -> Any:
+    try:
+        return convert(text)
+    except CellError as exc:
+        problems.append(Problem(column, str(exc)))
+        return None
+
+
+def diary_row(cells: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
+    """A CSV row (non-empty cells only) as our diary-entry JSON, and any cell problems."""
+    problems: list[Problem] = []
+    out: dict[str, Any] = {}
+    for name in ("entry_id", "recorded_at", "note"):
+        if name in cells:
+            out[name] = cells[name]
+    if any(c in cells for c in PATIENT_COLUMNS):
+        out["patient"] = _patient(cells)
+    mg_adl = {
+        item: _put(problems, f"mg_adl_{item}", cells[f"mg_adl_{item}"], _int)
+        for item in MG_ADL_ITEMS
+        if f"mg_adl_{item}" in cells
+    }
+    if "mg_adl_total" in cells:
+        mg_adl["total"] = _put(problems, "mg_adl_total", cells["mg_adl_total"], _int)
+    if mg_adl:
+        out["mg_adl"] = mg_adl
+    for name in ("fatigue", "muscle_weakness", "fluids_ml"):
+        if name in cells:
+            out[name] = _put(problems, name, cells[name], _int)
+    symptoms = [
+        {"symptom": s.value, "severity": cells[f"symptom_{s.value}"].lower()}
+        for s in Symptom
+        if f"symptom_{s.value}" in cells
+    ]
+    if symptoms:
+        out["symptoms"] = symptoms
+    vitals = {
+        name: _put(problems, name, cells[name], _int if name in INT_VITALS else _float)
+        for name in VITALS
+        if name in cells
+    }
+    if vitals:
+        out["vitals"] = vitals
+    if "flare_up" in cells:
+        out["flare_up"] = _put(problems, "flare_up", cells["flare_up"], _bool)
+    if "medication_names" in cells:
+        out["medications"] = _names(cells["medication_names"])
+    return out, problems
+
+
+def infusion_row(cells: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
+    """A CSV row (non-empty cells only) as our infusion JSON, and any cell problems."""
+    problems: list[Problem] = []
+    out: dict[str, Any] = {}
+    for name in (
+        "infusion_id", "start", "end", "status", "status_reason", "lot_number", "route",
+        "access", "setting", "note",
+    ):  # fmt: skip
+        if name in cells:
+            out[name] = cells[name]
+    if any(c in cells for c in PATIENT_COLUMNS):
+        out["patient"] = _patient(cells)
+    product = {
+        key: cells[f"product_{key}"] for key in ("brand", "rxnorm") if f"product_{key}" in cells
+    }
+    if product:
+        out["product"] = product
+    for name in ("dose_g", "dosing_weight_kg", "dose_g_per_kg", "volume_ml"):
+        if name in cells:
+            out[name] = _put(problems, name, cells[name], _float)
+    if "premedication_names" in cells:
+        out["premedications"] = _names(cells["premedication_names"])
+    for s in Symptom:
+        if f"reaction_{s.value}" in cells:
+            problems.append(
+                Problem(
+                    f"reaction_{s.value}",
+                    "an adverse reaction needs its onset time: import reactions as JSON or NDJSON",
+                )
+            )
+    return out, problems
+
+
+ROW_MAKERS: dict[str, Callable[[dict[str, str]], tuple[dict[str, Any], list[Problem]]]] = {
+    "diary-entry": diary_row,
+    "infusion": infusion_row,
+}
+
+
+def header_kind(header: list[str], kind_hint: str | None) -> tuple[str | None, list[Problem]]:
+    """Which record kind a header describes, and problems with its columns."""
+    kind = kind_hint or ("infusion" if "infusion_id" in header else "diary-entry")
+    known, ignored = (
+        (INFUSION_COLUMNS, INFUSION_IGNORED)
+        if kind == "infusion"
+        else (DIARY_COLUMNS, DIARY_IGNORED)
+    )
+    problems = [
+        Problem(name or "(empty)", "unknown column")
+        for name in header
+        if name not in known and name not in ignored
+    ]
+    duplicates = {name for name in header if header.count(name) > 1}
+    problems.extend(Problem(name, "column given more than once") for name in sorted(duplicates))
+    return (None if problems else kind), problems
+
+
+def csv_items(text: IO[str], kind_hint: str | None = None) -> Iterator[RawItem]:
+    """Each CSV row as our JSON format; a header with unknown columns stops the file."""
+    reader = csv.reader(text)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield RawItem("row 1", None, (Problem("$", f"not CSV: {exc}"),))
+        return
+    kind, problems = header_kind(header, kind_hint)
+    if kind is None:
+        yield RawItem("row 1", None, tuple(problems))
+        return
+    make = ROW_MAKERS[kind]
+    number = 1
+    while True:
+        number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RawItem(f"row {number}", None, (Problem("$", f"not CSV: {exc}"),))
+            return
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            message = f"has {len(row)} cells; the header has {len(header)}"
+            yield RawItem(f"row {number}", None, (Problem("$", message),))
+            continue
+        cells = {
+            name: cell.strip()
+            for name, cell in zip(header, row, strict=True)
+            if cell.strip() and name not in DIARY_IGNORED + INFUSION_IGNORED
+        }
+        data, cell_problems = make(cells)
+        yield RawItem(f"row {number}", data, tuple(cell_problems), kind=kind)
+
+
+def column_of(path: str) -> str:
+    """The CSV column a schema error path points at (mg_adl.talking -> mg_adl_talking)."""
+    head, _, rest = path.partition(".")
+    if head == "mg_adl" and rest:
+        return f"mg_adl_{rest}"
+    if head == "vitals" and rest:
+        return rest
+    if head == "product" and rest:
+        return f"product_{rest}"
+    if head.startswith("medications"):
+        return "medication_names"
+    if head.startswith("premedications"):
+        return "premedication_names"
+    if head.startswith("symptoms"):
+        return "symptom_*"
+    if head == "patient":
+        return "patient"
+    return path
