@@ -159,9 +159,29 @@ def requeue_failed(
     query = query.order_by(LedgerEntry.id).with_for_update()
     rows = session.scalars(query.execution_options(populate_existing=True)).all()
     for row in rows:
+        if row.status == LedgerStatus.CONFLICT.value:
+            _adopt_reviewed_versions(row)
         requeue(row, now)
     session.flush()
     return len(rows)
+
+
+def _adopt_reviewed_versions(row: LedgerEntry) -> None:
+    # Without this a requeued conflict is sent with If-Match on the version from before the
+    # other edit and conflicts again, forever. The reviewer saw the server's copies kept with
+    # the conflict ({"Type/id": {"theirs": resource, ...}}, as sync.push records it): ours may
+    # replace exactly those versions, so an edit made after the review still conflicts.
+    if not row.conflict_json:
+        return
+    copies = json.loads(row.conflict_json)
+    for resource in row.resources:
+        copy = copies.get(f"{resource.resource_type}/{resource.server_id}")
+        theirs = copy.get("theirs") if isinstance(copy, dict) else None
+        meta = theirs.get("meta") if isinstance(theirs, dict) else None
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        if isinstance(version, str):
+            resource.version_id = version
+            resource.etag = None
 
 
 def get_entry(session: Session, namespace: str, kind: str, source_id: str) -> EntryView | None:
