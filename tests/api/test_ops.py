@@ -13,18 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
+from service.api.ops import may_read_metrics
 from service.app import create_app
 from service.config import Settings
 from service.observability import current_request_id, metrics
 from service.observability.logs import JsonFormatter
+from service.security import Principal, SecuritySettings
 from service.store import AcceptItem, accept
 from tests.api.contract import ContractClient
 from tests.api.samples import DIARY_ENTRY, INFUSION
 from tests.conftest import PATIENT, headers, make_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -327,3 +332,15 @@ def test_not_ready_when_the_database_does_not_answer(app: Flask) -> None:
     response = app.test_client().get("/readyz")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json["checks"]["database"] == "failed"
+
+
+def test_the_compose_example_configures_a_valid_service() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.example.yml").read_text(encoding="utf-8"))
+    env = {k: str(v) for k, v in compose["services"]["diarybridge"]["environment"].items()}
+    settings = Settings.from_env(env)
+    assert settings.fhir.base_url == "http://hapi:8080/fhir"
+    assert settings.log_format == "json" and settings.metrics_public is False
+    grants = SecuritySettings.from_mapping(settings.security_env).api_keys
+    monitoring = [g for g in grants.values() if g.client_id == "monitoring"]
+    assert len(monitoring) == 1
+    assert may_read_metrics(Principal(monitoring[0].client_id, monitoring[0].scopes))
