@@ -7,7 +7,18 @@ import secrets
 from flask import Flask
 
 from service import observability
-from service.api import audit, auth, convert, errors, exports, health, ops, patients, sync
+from service.api import (
+    audit,
+    auth,
+    convert,
+    errors,
+    exports,
+    health,
+    ops,
+    patients,
+    report,
+    sync,
+)
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
 from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
@@ -44,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(convert.bp)
     app.register_blueprint(sync.bp)
     app.register_blueprint(patients.bp)
+    app.register_blueprint(report.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.

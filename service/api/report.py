@@ -1,0 +1,105 @@
+"""GET /patients/{id}/report: the clinician's chart of a patient's diary against the infusions."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from mappings.records import DiaryEntry, InfusionRecord
+from service.api import audit
+from service.api.context import principal
+from service.api.patients import _patient_reference
+from service.api.sync import runtime
+from service.observability import current_request_id
+from service.report import (
+    CONTENT_SECURITY_POLICY,
+    DEFAULT_SYMPTOMS,
+    UnknownSymptom,
+    build_report,
+    draw,
+    parse_symptoms,
+    render_page,
+)
+from service.schemas import RecordKind
+from service.sync.pull import PullWindow, pull_records
+
+bp = Blueprint("report", __name__, url_prefix="/patients")
+
+AWARE = {"invalid_awareness": "must include a timezone offset"}
+IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+class ReportQuerySchema(Schema):
+    """Query of GET /patients/{id}/report."""
+
+    class Meta:
+        unknown = RAISE
+
+    since = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
+    until = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
+    symptoms = fields.String(load_default=",".join(DEFAULT_SYMPTOMS))
+    format = fields.String(load_default="html", validate=validate.OneOf(("html", "png", "svg")))
+
+    @validates("symptoms")
+    def _known(self, value: str, **_: Any) -> None:
+        try:
+            if not parse_symptoms(value):
+                raise ValidationError("name at least one symptom")
+        except UnknownSymptom as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def _private(response: Response) -> Response:
+    # A patient's data: never kept by shared caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/<patient>/report")
+def report(patient: str) -> Response:
+    """The patient's MG-ADL and chosen ratings over time, infusions and reactions marked."""
+    reference = _patient_reference(patient)
+    caller = principal()
+    caller.require("read", "Observation", reference)
+    # The page shows infusions too: the caller must be allowed to read those as well.
+    caller.require("read", "MedicationAdministration", reference)
+    query = ReportQuerySchema().load(request.args.to_dict())
+    if query["since"] and query["until"] and query["until"] <= query["since"]:
+        raise ValidationError({"until": ["must be after since"]})
+    client, request_id = runtime().client, current_request_id()
+    diary = pull_records(
+        client,
+        reference,
+        RecordKind.DIARY_ENTRY,
+        PullWindow(query["since"], query["until"]),
+        request_id,
+    )
+    # Every infusion, so the days to the next one are known at the window's end as well.
+    infusions = pull_records(client, reference, RecordKind.INFUSION, PullWindow(), request_id)
+    data = build_report(
+        [r for r in diary.records if isinstance(r, DiaryEntry)],
+        [r for r in infusions.records if isinstance(r, InfusionRecord)],
+        parse_symptoms(query["symptoms"]),
+        query["since"],
+        query["until"],
+    )
+    audit.note("read", RecordKind.DIARY_ENTRY.value, [reference], len(diary.records))
+    audit.note("read", RecordKind.INFUSION.value, [reference], len(infusions.records))
+    if query["format"] in IMAGE_TYPES:
+        image = draw(data, query["format"])
+        return _private(Response(image, HTTPStatus.OK, mimetype=IMAGE_TYPES[query["format"]]))
+    args = request.args.to_dict()
+    html = render_page(
+        data,
+        reference,
+        png_href=f"?{urlencode({**args, 'format': 'png'})}",
+        svg_href=f"?{urlencode({**args, 'format': 'svg'})}",
+        unreadable=diary.unreadable + infusions.unreadable,
+    )
+    response = _private(Response(html, HTTPStatus.OK, mimetype="text/html"))
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response

@@ -1,0 +1,128 @@
+"""Draw the report chart with matplotlib's Agg/SVG canvases (no GUI, no pyplot global state)."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from matplotlib import dates as mdates
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from service.report.data import ReportData, Series
+
+ImageFormat = Literal["png", "svg"]
+INFUSION_COLOUR = "#7b61c4"
+REACTION_COLOUR = "#c62828"
+LINE_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6d4c41", "#00838f", "#ad1457")
+# matplotlib's own state (font cache, rcParams) is shared by threads: draw one chart at a time.
+_LOCK = threading.Lock()
+
+
+def _plot_series(ax: Axes, series: Series, colour: str) -> None:
+    if series.points:
+        ax.plot(
+            [p.at for p in series.points],
+            [p.value for p in series.points],
+            marker="o",
+            markersize=3,
+            linewidth=1.4,
+            color=colour,
+            label=series.label,
+        )
+    else:
+        ax.plot([], [], color=colour, label=f"{series.label}: not recorded")
+
+
+def _mark_infusions(axes: list[Axes], data: ReportData) -> None:
+    for index, span in enumerate(data.infusions):
+        for ax in axes:
+            label = "IVIG infusion" if index == 0 and ax is axes[0] else None
+            if span.end is not None and span.end > span.start:
+                ax.axvspan(span.start, span.end, color=INFUSION_COLOUR, alpha=0.25, label=label)
+            else:
+                ax.axvline(span.start, color=INFUSION_COLOUR, linewidth=2, alpha=0.6, label=label)
+
+
+def _mark_reactions(axes: list[Axes], data: ReportData, top: float) -> None:
+    if not data.reactions:
+        return
+    for onset in {m.onset for m in data.reactions}:
+        for ax in axes:
+            ax.axvline(onset, color=REACTION_COLOUR, linewidth=0.8, linestyle="--", alpha=0.7)
+    ax = axes[0]
+    ax.plot(
+        [m.onset for m in data.reactions],
+        [top] * len(data.reactions),
+        linestyle="none",
+        marker="v",
+        markersize=9,
+        color=REACTION_COLOUR,
+        label="infusion reaction (IVIG flu), at onset",
+    )
+
+
+def _x_limits(data: ReportData) -> tuple[datetime, datetime] | None:
+    times = [p.at for s in (data.mg_adl, *data.ratings, *data.severities) for p in s.points]
+    times += [span.start for span in data.infusions]
+    times += [span.end for span in data.infusions if span.end is not None]
+    times += [m.onset for m in data.reactions]
+    low = data.since or (min(times) if times else None)
+    high = data.until or (max(times) if times else None)
+    if low is None or high is None:
+        return None
+    if high <= low:
+        high = low + timedelta(days=1)
+    pad = (high - low) * 0.02
+    return low - pad, high + pad
+
+
+def draw(data: ReportData, fmt: ImageFormat, width_in: float = 11.0) -> bytes:
+    """The chart as PNG or SVG bytes: MG-ADL on top, ratings below, severities if chosen."""
+    panels: list[tuple[str, tuple[Series, ...], int]] = [
+        ("MG-ADL total", (data.mg_adl,), 24),
+        ("Ratings 0-10", data.ratings, 10),
+    ]
+    if not data.ratings:
+        panels.pop()
+    if data.severities:
+        panels.append(("Symptom severity", data.severities, 3))
+    with _LOCK:
+        figure = Figure(figsize=(width_in, 2.3 * len(panels) + 0.9), dpi=100, layout="constrained")
+        axes = list(figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0])
+        colours = iter(LINE_COLOURS * 3)
+        for ax, (title, series, scale_max) in zip(axes, panels, strict=True):
+            for item in series:
+                _plot_series(ax, item, next(colours))
+            ax.set_ylim(0, scale_max + 0.5)
+            ax.set_ylabel(title)
+            ax.grid(True, alpha=0.3)
+        _mark_infusions(axes, data)
+        _mark_reactions(axes, data, 23.0)
+        limits = _x_limits(data)
+        if limits is not None:
+            axes[-1].set_xlim(limits[0], limits[1])
+        locator = mdates.AutoDateLocator(tz=UTC)
+        axes[-1].xaxis.set_major_locator(locator)
+        axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+        axes[-1].set_xlabel("date (UTC)")
+        for ax in axes:
+            ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
+        if data.entry_count == 0:
+            axes[0].text(
+                0.5, 0.5, "no diary entries in this period", transform=axes[0].transAxes,
+                ha="center", va="center", fontsize="large", color="#555555",
+            )  # fmt: skip
+        out = io.BytesIO()
+        # No creation date in the file: the same data gives the same bytes.
+        metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+        figure.savefig(out, format=fmt, metadata=metadata)
+    return out.getvalue()
+
+
+def inline_svg(svg: bytes) -> str:
+    """SVG bytes as an element to put inside HTML (without the XML prolog and DOCTYPE)."""
+    text = svg.decode("utf-8")
+    return text[text.index("<svg") :]

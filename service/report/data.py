@@ -1,0 +1,247 @@
+"""The clinician's report as data: series over time, infusion spans, reactions, infusion cycles.
+
+Pure: records in, plain values out (no FHIR, no Flask, no drawing), so each step is testable.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from statistics import fmean
+
+from mappings.records import DiaryEntry, InfusionRecord, InfusionStatus, Symptom
+
+RATINGS = ("fatigue", "muscle_weakness")  # the 0-10 ratings of a diary entry
+DEFAULT_SYMPTOMS = RATINGS
+SEVERITY_SCORE = {"mild": 1, "moderate": 2, "severe": 3}
+# Days before the next infusion start, as [low, high) bins: does the patient wear off?
+CYCLE_BINS: tuple[tuple[float, float | None, str], ...] = (
+    (0, 3, "0-2 days"),
+    (3, 7, "3-6 days"),
+    (7, 14, "7-13 days"),
+    (14, None, "14+ days"),
+)
+SECONDS_PER_DAY = 86400.0
+
+
+class UnknownSymptom(ValueError):
+    """A symptom name the report cannot chart."""
+
+
+def chartable_symptoms() -> tuple[str, ...]:
+    """Every name `?symptoms=` accepts: the two 0-10 ratings and the named symptoms."""
+    return RATINGS + tuple(s.value for s in Symptom)
+
+
+def parse_symptoms(text: str) -> tuple[str, ...]:
+    """A comma-separated list of chartable names, in the order given, without repeats."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in chartable_symptoms()]
+    if unknown:
+        raise UnknownSymptom(
+            f"unknown: {', '.join(unknown)}; choose from {', '.join(chartable_symptoms())}"
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class Point:
+    """One value at one time."""
+
+    at: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """A named line of the chart and the scale it is on."""
+
+    name: str
+    label: str
+    points: tuple[Point, ...]
+    scale_max: int
+
+
+@dataclass(frozen=True)
+class InfusionSpan:
+    """An infusion from start to end (end None: still running or not recorded)."""
+
+    start: datetime
+    end: datetime | None
+    status: InfusionStatus
+    product: str | None
+    dose_g: float
+
+
+@dataclass(frozen=True)
+class ReactionMark:
+    """An adverse reaction to an infusion ('IVIG flu'), at its onset."""
+
+    onset: datetime
+    symptom: str
+    severity: str
+    infusion_start: datetime
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    """Mean scores of the entries recorded some days before the next infusion."""
+
+    label: str
+    entries: int
+    means: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the chart and the page show."""
+
+    mg_adl: Series
+    ratings: tuple[Series, ...]  # 0-10 ratings
+    severities: tuple[Series, ...]  # named symptoms, 1 mild - 3 severe
+    infusions: tuple[InfusionSpan, ...]
+    reactions: tuple[ReactionMark, ...]
+    cycle: tuple[CycleRow, ...]
+    entry_count: int
+    since: datetime | None
+    until: datetime | None
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def rating_series(entries: Sequence[DiaryEntry], name: str) -> Series:
+    """A 0-10 rating over time; entries that did not record it are left out (not zero)."""
+    points = tuple(
+        Point(e.recorded_at, float(getattr(e, name)))
+        for e in entries
+        if getattr(e, name) is not None
+    )
+    return Series(name, f"{_label(name)} (0-10)", points, 10)
+
+
+def severity_series(entries: Sequence[DiaryEntry], name: str) -> Series:
+    """A named symptom's severity (1 mild, 2 moderate, 3 severe) where it was recorded."""
+    points = tuple(
+        Point(e.recorded_at, float(SEVERITY_SCORE[rating.severity.value]))
+        for e in entries
+        for rating in e.symptoms
+        if rating.symptom.value == name
+    )
+    return Series(name, f"{_label(name)} (1 mild - 3 severe)", points, 3)
+
+
+def mg_adl_series(entries: Sequence[DiaryEntry]) -> Series:
+    """The MG-ADL total (0-24) of every entry that recorded the scale."""
+    points = tuple(Point(e.recorded_at, float(e.mg_adl.total)) for e in entries if e.mg_adl)
+    return Series("mg_adl_total", "MG-ADL total (0-24)", points, 24)
+
+
+def given_infusions(infusions: Sequence[InfusionRecord]) -> list[InfusionRecord]:
+    """Infusions that were (at least partly) given, by start; not-done ones are left out."""
+    given = [i for i in infusions if i.status is not InfusionStatus.NOT_DONE]
+    return sorted(given, key=lambda i: i.start)
+
+
+def days_to_next_infusion(at: datetime, starts: Sequence[datetime]) -> float | None:
+    """Days from `at` to the first infusion start after it (starts sorted), None if none."""
+    index = bisect.bisect_right(starts, at)
+    if index == len(starts):
+        return None
+    return (starts[index] - at).total_seconds() / SECONDS_PER_DAY
+
+
+def cycle_bin(days: float) -> str:
+    """The label of the days-before-next-infusion bin `days` falls in."""
+    for low, high, label in CYCLE_BINS:
+        if days >= low and (high is None or days < high):
+            return label
+    raise ValueError("days before an infusion cannot be negative")
+
+
+def cycle_table(
+    entries: Sequence[DiaryEntry], infusions: Sequence[InfusionRecord], names: Sequence[str]
+) -> tuple[CycleRow, ...]:
+    """Mean MG-ADL total and chosen scores per bin of days before the next infusion."""
+    starts = [i.start for i in given_infusions(infusions)]
+    columns = ("mg_adl_total", *names)
+    values: dict[str, dict[str, list[float]]] = {
+        label: {c: [] for c in columns} for _, _, label in CYCLE_BINS
+    }
+    counts = dict.fromkeys(values, 0)
+    for entry in entries:
+        days = days_to_next_infusion(entry.recorded_at, starts)
+        if days is None:
+            continue
+        label = cycle_bin(days)
+        counts[label] += 1
+        for column, value in _scores(entry, columns).items():
+            values[label][column].append(value)
+    return tuple(
+        CycleRow(
+            label,
+            counts[label],
+            {c: (round(fmean(v), 1) if v else None) for c, v in values[label].items()},
+        )
+        for _, _, label in CYCLE_BINS
+    )
+
+
+def _scores(entry: DiaryEntry, columns: Sequence[str]) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for column in columns:
+        if column == "mg_adl_total":
+            if entry.mg_adl is not None:
+                scores[column] = float(entry.mg_adl.total)
+        elif column in RATINGS:
+            value = getattr(entry, column)
+            if value is not None:
+                scores[column] = float(value)
+        else:
+            for rating in entry.symptoms:
+                if rating.symptom.value == column:
+                    scores[column] = float(SEVERITY_SCORE[rating.severity.value])
+    return scores
+
+
+def _overlaps(
+    start: datetime, end: datetime | None, since: datetime | None, until: datetime | None
+) -> bool:
+    return (until is None or start < until) and (since is None or (end or start) >= since)
+
+
+def build_report(
+    entries: Sequence[DiaryEntry],
+    infusions: Sequence[InfusionRecord],
+    names: Sequence[str] = DEFAULT_SYMPTOMS,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ReportData:
+    """The report of the entries in the window; infusions are all the patient's, so the days
+    to the next infusion are right at the window's end too."""
+    entries = sorted(entries, key=lambda e: e.recorded_at)
+    shown = [i for i in given_infusions(infusions) if _overlaps(i.start, i.end, since, until)]
+    reactions = sorted(
+        (
+            ReactionMark(r.onset, r.symptom.value, r.severity.value, i.start)
+            for i in shown
+            for r in i.adverse_reactions
+        ),
+        key=lambda m: m.onset,
+    )
+    return ReportData(
+        mg_adl=mg_adl_series(entries),
+        ratings=tuple(rating_series(entries, n) for n in names if n in RATINGS),
+        severities=tuple(severity_series(entries, n) for n in names if n not in RATINGS),
+        infusions=tuple(
+            InfusionSpan(i.start, i.end, i.status, i.product.brand, i.dose_g) for i in shown
+        ),
+        reactions=tuple(reactions),
+        cycle=cycle_table(entries, infusions, names),
+        entry_count=len(entries),
+        since=since,
+        until=until,
+    )

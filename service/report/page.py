@@ -1,0 +1,129 @@
+"""The report as one self-contained HTML page: inline SVG chart, tables, no external requests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jinja2 import Environment, select_autoescape
+from markupsafe import Markup
+
+from service.report.chart import draw, inline_svg
+from service.report.data import ReportData
+
+# Nothing on the page may load from elsewhere: it must work offline and leak nothing.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<title>MG diary report: {{ patient }}</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+ h1 { font-size: 1.4rem; margin-bottom: .2rem; }
+ .period { color: #555; margin-top: 0; }
+ figure { margin: 1rem 0; }
+ figure svg { width: 100%; height: auto; max-width: 1100px; }
+ table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
+ th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: right; }
+ th:first-child, td:first-child { text-align: left; }
+ caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
+ .key span { display: inline-block; margin-right: 1.2rem; }
+ .swatch { width: 1rem; height: .8rem; vertical-align: middle; display: inline-block; }
+</style>
+</head>
+<body>
+<h1>MG diary report: {{ patient }}</h1>
+<p class="period">{{ period }} &middot; {{ data.entry_count }} diary entries &middot;
+ {{ data.infusions | length }} infusions &middot; {{ data.reactions | length }} infusion reactions
+ {%- if unreadable %} &middot; {{ unreadable }} record(s) on the server could not be read
+ {%- endif %}</p>
+<p class="key"><span><i class="swatch" style="background:#7b61c4;opacity:.4"></i>
+ infusion, start to end</span><span style="color:#c62828">&#9660; infusion reaction (IVIG flu),
+ at onset</span></p>
+<figure id="report-chart" role="img" aria-label="MG-ADL total and {{ names }} over time,
+ with infusion periods and infusion reactions marked">{{ chart }}</figure>
+
+<table id="cycle-table">
+<caption>Mean scores by days before the next infusion (wearing off shows as higher scores
+ close to the next infusion)</caption>
+<thead><tr><th>before next infusion</th><th>entries</th>
+{%- for column in cycle_columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
+<tbody>
+{%- for row in data.cycle %}
+<tr><td>{{ row.label }}</td><td>{{ row.entries }}</td>
+{%- for key in cycle_keys %}<td>{{ "-" if row.means[key] is none else row.means[key] }}</td>
+{%- endfor %}</tr>
+{%- endfor %}
+</tbody>
+</table>
+
+<table id="infusions">
+<caption>Infusions</caption>
+<thead><tr><th>start</th><th>end</th><th>status</th><th>product</th><th>dose (g)</th></tr></thead>
+<tbody>
+{%- for span in data.infusions %}
+<tr><td>{{ when(span.start) }}</td><td>{{ when(span.end) }}</td><td>{{ span.status.value }}</td>
+<td>{{ span.product or "-" }}</td><td>{{ span.dose_g }}</td></tr>
+{%- else %}
+<tr><td colspan="5">no infusions in this period</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+
+<table id="reactions">
+<caption>Infusion reactions</caption>
+<thead><tr><th>onset</th><th>symptom</th><th>severity</th><th>infusion started</th></tr></thead>
+<tbody>
+{%- for mark in data.reactions %}
+<tr><td>{{ when(mark.onset) }}</td><td>{{ mark.symptom }}</td><td>{{ mark.severity }}</td>
+<td>{{ when(mark.infusion_start) }}</td></tr>
+{%- else %}
+<tr><td colspan="4">none recorded</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+<p>Chart alone: <a href="{{ png_href }}">PNG</a> &middot; <a href="{{ svg_href }}">SVG</a></p>
+</body>
+</html>
+"""
+
+_ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+_TEMPLATE = _ENV.from_string(TEMPLATE)
+
+
+def when(value: datetime | None) -> str:
+    """A time as the clinician reads it: date and minutes, with the recorded offset."""
+    return value.isoformat(timespec="minutes") if value is not None else "-"
+
+
+def _period(data: ReportData) -> str:
+    if data.since is None and data.until is None:
+        return "all recorded entries"
+    return f"from {when(data.since) if data.since else 'the start'} to " + (
+        when(data.until) if data.until else "now"
+    )
+
+
+def render_page(
+    data: ReportData, patient: str, png_href: str, svg_href: str, unreadable: int = 0
+) -> str:
+    """The whole page; every value is escaped, the chart is our own SVG inlined."""
+    names = [s.name for s in (*data.ratings, *data.severities)]
+    return _TEMPLATE.render(
+        csp=CONTENT_SECURITY_POLICY,
+        patient=patient,
+        period=_period(data),
+        data=data,
+        names=", ".join(n.replace("_", " ") for n in names),
+        # Drawn by us from numbers and our own labels: safe to inline unescaped.
+        chart=Markup(inline_svg(draw(data, "svg"))),
+        cycle_columns=["MG-ADL total", *(n.replace("_", " ") for n in names)],
+        cycle_keys=["mg_adl_total", *names],
+        when=when,
+        png_href=png_href,
+        svg_href=svg_href,
+        unreadable=unreadable,
+    )
