@@ -197,13 +197,17 @@ class FaultProxy:
                 if seen.fault is Fault.HOLD:
                     proxy.held.set()
                     proxy._release.wait(proxy.hold_timeout)
-                self.send_response(status)
-                for name, value in response_headers:
-                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response_body)))
-                self.end_headers()
-                self.wfile.write(response_body)
+                # As a reverse proxy would: links (next pages, Location) point back through us.
+                upstream, here = proxy.upstream.rstrip("/"), proxy.base_url
+                response_body = response_body.replace(upstream.encode(), here.encode())
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    for name, value in response_headers:
+                        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                            self.send_header(name, value.replace(upstream, here))
+                    self.send_header("Content-Length", str(len(response_body)))
+                    self.end_headers()
+                    self.wfile.write(response_body)
 
             def _answer_unavailable(self, retry_after: bool) -> None:
                 body = json.dumps(
