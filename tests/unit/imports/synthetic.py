@@ -79,3 +79,26 @@ def infusions(patient: str, days: int, prefix: str = "") -> Iterator[dict[str, A
                 }
             ]
         yield record
+
+
+def seed_patient(fhir_base_url: str, db_path: str, patient: str, days: int) -> Any:
+    """Import `days` of diary entries and the infusions of that period for one patient, and push
+    them to the FHIR server through the outbox (as `diarybridge import` does)."""
+    import io
+    import json
+
+    from service import store
+    from service.config import FhirServerSettings
+    from service.imports import Importer
+    from service.sync.runtime import SyncRuntime
+
+    engine = store.make_engine(f"sqlite:///{db_path}")
+    store.upgrade(engine)
+    sessions = store.make_session_factory(engine)
+    runtime = SyncRuntime(FhirServerSettings(base_url=fhir_base_url), sessions)
+    importer = Importer(sessions, "synthetic-seed", worker=runtime.worker())
+    records = [*diary_entries(patient, days), *infusions(patient, days)]
+    importer.import_text(io.StringIO("".join(json.dumps(r) + "\n" for r in records)), "seed")
+    summary = importer.finish()
+    assert summary.failed == 0 and summary.invalid == 0, summary
+    return summary
