@@ -13,9 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from mappings import errors as mapping_errors
 from service.convert import FhirInputError
+from service.fhir_client import FhirClientError
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
+from service.sync.target import NoFhirServer
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         HTTPStatus.UNPROCESSABLE_ENTITY,
         "unsupported_version",
         None,
+    ),
+    # The clinic's FHIR server: not configured, or failing. Its diagnostics may echo patient
+    # values, so the answer names the failure only.
+    (NoFhirServer, HTTPStatus.SERVICE_UNAVAILABLE, "no_fhir_server", "no FHIR server configured"),
+    (
+        FhirClientError,
+        HTTPStatus.BAD_GATEWAY,
+        "fhir_server_error",
+        "the clinic's FHIR server did not answer as expected",
     ),
 ]
 
