@@ -1,4 +1,4 @@
-"""A Flask test client that checks every answer (and every accepted request) against openapi.yaml."""
+"""A Flask test client that checks every answer (and every accepted request) against the spec."""
 
 from __future__ import annotations
 
