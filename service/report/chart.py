@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -14,6 +15,8 @@ from matplotlib.figure import Figure
 from service.report.data import ReportData, Series
 
 ImageFormat = Literal["png", "svg"]
+GAP = timedelta(days=3)
+SEVERITY_MAX = 3
 INFUSION_COLOUR = "#7b61c4"
 REACTION_COLOUR = "#c62828"
 LINE_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6d4c41", "#00838f", "#ad1457")
@@ -21,14 +24,29 @@ LINE_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6d4c41", "#00838f", "#ad1457"
 _LOCK = threading.Lock()
 
 
-def _plot_series(ax: Axes, series: Series, colour: str) -> None:
+def _with_gaps(series: Series) -> tuple[list[datetime], list[float]]:
+    """Times and values, with a break wherever nothing was recorded for GAP (a line across a gap
+    would draw values nobody recorded)."""
+    times: list[datetime] = []
+    values: list[float] = []
+    for point in series.points:
+        if times and point.at - times[-1] > GAP:
+            times.append(times[-1] + (point.at - times[-1]) / 2)
+            values.append(math.nan)
+        times.append(point.at)
+        values.append(point.value)
+    return times, values
+
+
+def _plot_series(ax: Axes, series: Series, colour: str, line: bool = True) -> None:
     if series.points:
+        times, values = _with_gaps(series)
         ax.plot(
-            [p.at for p in series.points],
-            [p.value for p in series.points],
+            times,
+            values,
             marker="o",
-            markersize=3,
-            linewidth=1.4,
+            markersize=3 if line else 5,
+            linewidth=1.4 if line else 0,
             color=colour,
             label=series.label,
         )
@@ -88,15 +106,18 @@ def draw(data: ReportData, fmt: ImageFormat, width_in: float = 11.0) -> bytes:
     if not data.ratings:
         panels.pop()
     if data.severities:
-        panels.append(("Symptom severity", data.severities, 3))
+        panels.append(("Symptom severity", data.severities, SEVERITY_MAX))
     with _LOCK:
         figure = Figure(figsize=(width_in, 2.3 * len(panels) + 0.9), dpi=100, layout="constrained")
         axes = list(figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0])
         colours = iter(LINE_COLOURS * 3)
         for ax, (title, series, scale_max) in zip(axes, panels, strict=True):
             for item in series:
-                _plot_series(ax, item, next(colours))
+                # Severities are sparse events (a symptom noted or not): points, not a line.
+                _plot_series(ax, item, next(colours), line=scale_max != SEVERITY_MAX)
             ax.set_ylim(0, scale_max + 0.5)
+            if scale_max == SEVERITY_MAX:
+                ax.set_yticks([1, 2, 3], ["mild", "moderate", "severe"])
             ax.set_ylabel(title)
             ax.grid(True, alpha=0.3)
         _mark_infusions(axes, data)
@@ -109,7 +130,8 @@ def draw(data: ReportData, fmt: ImageFormat, width_in: float = 11.0) -> bytes:
         axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
         axes[-1].set_xlabel("date (UTC)")
         for ax in axes:
-            ax.legend(loc="upper left", fontsize="small", framealpha=0.85)
+            # Beside the plot, so it never hides a value or a reaction marker.
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         if data.entry_count == 0:
             axes[0].text(
                 0.5, 0.5, "no diary entries in this period", transform=axes[0].transAxes,

@@ -64,3 +64,15 @@ def test_page_lists_infusions_reactions_and_the_cycle_table() -> None:
     for label in ("0-2 days", "3-6 days", "7-13 days", "14+ days"):
         assert f"<td>{label}</td>" in html
     assert "<td>Privigen</td>" in html
+
+
+def test_lines_break_where_nothing_was_recorded_for_days() -> None:
+    import math
+
+    from service.report.chart import _with_gaps
+
+    data = build_report([entry(0, fatigue=2), entry(1, fatigue=3), entry(6, fatigue=7)], [])
+    times, values = _with_gaps(data.ratings[0])
+    assert len(times) == 4
+    assert values[:2] == [2.0, 3.0] and math.isnan(values[2]) and values[3] == 7.0
+    assert times[1] < times[2] < times[3]
