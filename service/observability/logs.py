@@ -67,7 +67,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         logging.Handler.__init__(self)
 
     @property
-    def stream(self) -> Any:  # type: ignore[override]
+    def stream(self) -> Any:
         """The current sys.stderr."""
         return sys.stderr
 

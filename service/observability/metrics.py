@@ -21,7 +21,7 @@ from service.store import LedgerStatus, StatusCounts
 log = logging.getLogger(__name__)
 
 # The *_created series (a timestamp per labelled child) only double what a scraper shows.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 EXTENSION_KEY = "diarybridge.metrics"
 # Request and push latencies: 5 ms .. 60 s, where a slow FHIR server would show up.
