@@ -58,6 +58,13 @@ PERMANENT = {
     HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
+# A one-record conditional transaction refused with these may be too big, not wrong.
+SPLIT_ON = {
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+}
+
 
 class Outcome(StrEnum):
     """What happened to one entry on this push."""
@@ -220,6 +227,13 @@ class Pusher:
                 for part in smaller:
                     out.update(self._by_transaction(entries, plans, part))
                 return out
+            if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
+                # One record's conditional writes refused: likely more than the server allows in
+                # one transaction (Medplum: 8 conditional entries; a diary entry makes ~13), so
+                # it could never arrive. Send it as the single transport does; a bad resource
+                # is then refused on its own.
+                index = group[0]
+                return {index: self._one_by_one(entries[index], plans[index])}
             return {i: self._failure(entries[i], plans[i], exc) for i in group}
         except FhirClientError as exc:
             return {i: self._failure(entries[i], plans[i], exc) for i in group}
@@ -382,6 +396,13 @@ class Pusher:
             result = self.client.update(current, if_match=version, request_id=self.request_id)
             done.append(replace(state, version_id=result.version_id, etag=result.etag))
         return done
+
+
+def _conditional(plan: RecordPlan) -> bool:
+    """True when the plan has several writes and a conditional one (capped per transaction)."""
+    return plan.size > 1 and any(
+        w.request["method"] == "POST" or "?" in w.request["url"] for w in plan.writes
+    )
 
 
 def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
