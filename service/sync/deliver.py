@@ -26,7 +26,11 @@ def record_delivery(session: Session, delivery: Delivery) -> None:
     else:
         assert delivery.error is not None
         store.mark_failed(
-            session, entry, delivery.error, retryable=delivery.outcome is Outcome.RETRY
+            session,
+            entry,
+            delivery.error,
+            retryable=delivery.outcome is Outcome.RETRY,
+            retry_after_seconds=delivery.retry_after,  # the server's wish outlasts our backoff
         )
 
 

@@ -87,6 +87,7 @@ class Delivery:
     resources: tuple[ResourceState, ...] = ()
     error: ErrorInfo | None = None
     server_versions: dict[str, Any] | None = field(default=None)
+    retry_after: float | None = None  # seconds the server asked us to wait (Retry-After)
 
 
 def error_info(exc: Exception) -> ErrorInfo:
@@ -158,7 +159,10 @@ class Pusher:
             strategy = self.strategy()
             version = self.version()
         except FhirClientError as exc:
-            return [Delivery(e, Outcome.RETRY, error=error_info(exc)) for e in entries]
+            wait = _retry_after(exc)
+            return [
+                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait) for e in entries
+            ]
         results: dict[int, Delivery] = {}
         plans: list[RecordPlan] = []
         for index, entry in enumerate(entries):
@@ -332,7 +336,7 @@ class Pusher:
         if isinstance(exc, FhirServerError) and exc.status in PERMANENT:
             return Delivery(entry, Outcome.FAILED, error=info)
         if isinstance(exc, FhirServerError | FhirTransportError | FhirClientError):
-            return Delivery(entry, Outcome.RETRY, error=info)
+            return Delivery(entry, Outcome.RETRY, error=info, retry_after=_retry_after(exc))
         raise exc
 
     def _server_copies(self, plan: RecordPlan) -> dict[str, Any]:
@@ -396,6 +400,11 @@ class Pusher:
             result = self.client.update(current, if_match=version, request_id=self.request_id)
             done.append(replace(state, version_id=result.version_id, etag=result.etag))
         return done
+
+
+def _retry_after(exc: Exception) -> float | None:
+    # The client waits out short Retry-Afters itself; a longer one must outlive its give-up.
+    return exc.retry_after if isinstance(exc, FhirServerError) else None
 
 
 def _conditional(plan: RecordPlan) -> bool:
