@@ -32,7 +32,7 @@ class Fault(StrEnum):
 
     PASS = "pass"  # forward and answer with the server's response
     UNAVAILABLE = "503"  # answer 503 without forwarding
-    UNAVAILABLE_RETRY_AFTER = "503-retry-after"  # 503 with Retry-After: 1
+    UNAVAILABLE_RETRY_AFTER = "503-retry-after"  # 503 with Retry-After (FaultProxy.retry_after)
     DROP_BEFORE = "drop-before"  # close the connection; the server never sees the request
     DROP_AFTER = "drop-after"  # forward (the server commits), then close without answering
     DELAY = "delay"  # forward, then wait `delay_seconds` before answering
@@ -96,6 +96,7 @@ class FaultProxy:
     upstream: str
     plan: Plan = _pass
     delay_seconds: float = 0.5
+    retry_after: str = "1"  # the Retry-After of UNAVAILABLE_RETRY_AFTER answers
     hold_timeout: float = 60.0
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
@@ -219,7 +220,7 @@ class FaultProxy:
                 self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
                 self.send_header("Content-Type", "application/fhir+json")
                 if retry_after:
-                    self.send_header("Retry-After", "1")
+                    self.send_header("Retry-After", proxy.retry_after)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
