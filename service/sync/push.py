@@ -210,7 +210,18 @@ class Pusher:
         try:
             results = self.client.transaction(bundle, idempotent=True, request_id=self.request_id)
         except FhirServerError as exc:
-            if len(group) > 1 and exc.status < HTTPStatus.INTERNAL_SERVER_ERROR:
+            if len(group) > 1 and isinstance(exc, PreconditionFailed):
+                # A stale If-Match says nothing about size: find the record alone, and keep
+                # the chunk size (halving it here shrank every later Bundle, to 1 entry).
+                out: dict[int, Delivery] = {}
+                for index in group:
+                    out.update(self._by_transaction(entries, plans, [index]))
+                return out
+            if (
+                len(group) > 1
+                and exc.status < HTTPStatus.INTERNAL_SERVER_ERROR
+                and exc.status != HTTPStatus.TOO_MANY_REQUESTS  # "later", not "smaller"
+            ):
                 # All or nothing, so either one entry is bad or the Bundle is bigger than this
                 # server takes (Medplum: 50 updates). Halve the chunks from now on and retry
                 # the records in smaller Bundles: a bad record ends up alone, the rest pass.
@@ -227,7 +238,7 @@ class Pusher:
                 ]
                 if len(smaller) == 1:  # one record bigger than the ceiling: split records
                     smaller = [[index] for index in group]
-                out: dict[int, Delivery] = {}
+                out = {}
                 for part in smaller:
                     out.update(self._by_transaction(entries, plans, part))
                 return out
