@@ -15,6 +15,8 @@ from service.config import FhirServerSettings
 from service.store import list_entries, requeue_failed
 from service.sync.accept import accept_records
 from service.sync.runtime import SyncRuntime
+from tests.durability_proxy import FaultProxy, Seen
+from tests.durability_proxy.proxy import is_bundle_post
 from tests.integration.durability.conftest import migrated_sessions
 from tests.integration.durability.helpers import (
     NAMESPACE,
@@ -118,3 +120,50 @@ def test_an_edit_made_after_the_review_is_a_new_conflict(fhir_server: str, sqlit
     with sessions.begin() as session:
         (conflict,) = list_entries(session, "conflict")
     assert conflict.conflict[f"Observation/{theirs['id']}"]["theirs"]["note"] == later["note"]
+
+
+def test_a_conflict_in_a_shared_bundle_does_not_shrink_later_bundles(
+    fhir_server: str, sqlite_url: str, proxies: list[FaultProxy]
+) -> None:
+    proxy = FaultProxy(fhir_server).start()
+    proxies.append(proxy)
+    sessions = migrated_sessions(sqlite_url)
+    runtime = SyncRuntime(FhirServerSettings(base_url=proxy.base_url, chunk_size=50), sessions)
+    worker = runtime.worker()  # one long-lived worker, as `diarybridge worker` runs it
+    patient = unique_patient("shared")
+    entries = diary_payloads(patient, 9)
+    first, later = entries[:3], entries[3:]
+    accept_records(sessions, NAMESPACE, records_of(first))
+    assert {d.outcome.value for d in worker.drain()} == {"created"}
+    assert len(bundles(proxy)) == 1  # three records of 13 resources share one Bundle
+
+    fatigue_id = f"diary-entry/{first[1]['entry_id']}/fatigue"
+    hits = requests.get(
+        f"{fhir_server}/Observation",
+        params={"subject": f"Patient/{patient}", "_count": 200},
+        timeout=10,
+    ).json()["entry"]
+    ours = next(
+        h["resource"] for h in hits if h["resource"]["identifier"][0]["value"] == fatigue_id
+    )
+    edit_on_server(fhir_server, ours, "clinician's note (synthetic)")
+    changed = [{**e, "fatigue": (e["fatigue"] + 4) % 11} for e in first]
+    accept_records(sessions, NAMESPACE, records_of(changed))
+    outcomes = {d.entry.source_id: d.outcome.value for d in worker.drain()}
+    assert outcomes == {
+        first[0]["entry_id"]: "updated",
+        first[1]["entry_id"]: "conflict",
+        first[2]["entry_id"]: "updated",
+    }
+
+    before = len(bundles(proxy))
+    accept_records(sessions, NAMESPACE, records_of(later))
+    assert {d.outcome.value for d in worker.drain()} == {"created"}
+    # Six records of 13 resources fit in two Bundles of <= 50: the conflict taught us nothing
+    # about the server's size limit, so it must not have shrunk the Bundles.
+    assert len(bundles(proxy)) - before == 2
+
+
+def bundles(proxy: FaultProxy) -> list[Seen]:
+    """The transactions the worker sent through the proxy."""
+    return [s for s in proxy.requests("POST") if is_bundle_post(s)]
