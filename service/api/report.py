@@ -29,7 +29,7 @@ from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("report", __name__, url_prefix="/patients")
 
-AWARE = {"invalid_awareness": "must include a timezone offset"}
+AWARE: dict[str, Any] = {"invalid_awareness": "must include a timezone offset"}
 IMAGE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 

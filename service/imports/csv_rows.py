@@ -13,10 +13,10 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from mappings.records import MG_ADL_ITEMS, Symptom
-from service.imports.sources import RawItem
+from service.imports.sources import RawItem, TextSource
 from service.schemas import Problem
 
 VITALS = (
@@ -228,7 +228,7 @@ def header_kind(header: list[str], kind_hint: str | None) -> tuple[str | None, l
     return (None if problems else kind), problems
 
 
-def csv_items(text: IO[str], kind_hint: str | None = None) -> Iterator[RawItem]:
+def csv_items(text: TextSource, kind_hint: str | None = None) -> Iterator[RawItem]:
     """Each CSV row as our JSON format; a header with unknown columns stops the file."""
     reader = csv.reader(text)
     try:

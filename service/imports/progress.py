@@ -11,6 +11,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
@@ -52,7 +53,7 @@ class RichProgress:
             TimeRemainingColumn(),
             console=console,
         )
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def start_file(self, name: str, total_bytes: int | None) -> None:
         self.progress.start()

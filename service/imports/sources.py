@@ -13,13 +13,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from service.schemas import Problem
 
 READ_SIZE = 64 * 1024
 # No record is this long; a syntax error must not make us read the rest of the file into memory.
 MAX_ELEMENT_CHARS = 16 * 1024 * 1024
+
+
+class TextSource(Protocol):
+    """What the readers need of a text stream."""
+
+    def read(self, size: int = -1, /) -> str: ...
+
+    def readline(self, size: int = -1, /) -> str: ...
+
+    def __iter__(self) -> Iterator[str]: ...
 
 
 class SourceFormat(StrEnum):
@@ -85,7 +95,7 @@ def _first_char(text: IO[str]) -> str:
     return head
 
 
-def json_array_items(text: IO[str]) -> Iterator[RawItem]:
+def json_array_items(text: TextSource) -> Iterator[RawItem]:
     """Each element of a JSON array, decoded one at a time from a sliding buffer."""
     decoder = json.JSONDecoder()
     buf = ""
@@ -148,7 +158,7 @@ def _object_item(position: str, value: Any) -> RawItem:
     return RawItem(position, value)
 
 
-def ndjson_items(text: IO[str], first: str = "") -> Iterator[RawItem]:
+def ndjson_items(text: TextSource, first: str = "") -> Iterator[RawItem]:
     """Each non-blank line as a JSON object; a bad line is reported and the rest go on."""
     number = 0
     for number, line in enumerate(_lines(text, first), start=1):
@@ -163,7 +173,7 @@ def ndjson_items(text: IO[str], first: str = "") -> Iterator[RawItem]:
         yield _object_item(f"line {number}", value)
 
 
-def _lines(text: IO[str], first: str) -> Iterator[str]:
+def _lines(text: TextSource, first: str) -> Iterator[str]:
     if first:
         yield first + text.readline()
     yield from text
@@ -184,18 +194,15 @@ def read_items(
     return fmt, csv_items(_Prepend(first, text), kind_hint)
 
 
-class _Prepend(io.TextIOBase):
+class _Prepend:
     """A text stream with a few already-read characters put back in front."""
 
     def __init__(self, head: str, rest: IO[str]) -> None:
         self.head = head
         self.rest = rest
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        if size is None or size < 0:
+    def read(self, size: int = -1, /) -> str:
+        if size < 0:
             out, self.head = self.head + self.rest.read(), ""
             return out
         out, self.head = self.head[:size], self.head[size:]
@@ -203,7 +210,7 @@ class _Prepend(io.TextIOBase):
             out += self.rest.read(size - len(out))
         return out
 
-    def readline(self, size: int | None = -1) -> str:
+    def readline(self, size: int = -1, /) -> str:
         if self.head:
             out, self.head = self.head, ""
             if out.endswith("\n"):

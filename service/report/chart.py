@@ -6,7 +6,7 @@ import io
 import math
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, overload
 
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
@@ -22,6 +22,21 @@ REACTION_COLOUR = "#c62828"
 LINE_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6d4c41", "#00838f", "#ad1457")
 # matplotlib's own state (font cache, rcParams) is shared by threads: draw one chart at a time.
 _LOCK = threading.Lock()
+
+
+@overload
+def _num(value: datetime) -> float: ...
+
+
+@overload
+def _num(value: list[datetime]) -> list[float]: ...
+
+
+def _num(value: datetime | list[datetime]) -> float | list[float]:
+    """matplotlib's date numbers (days since its epoch, UTC) for aware datetimes."""
+    if isinstance(value, datetime):
+        return float(mdates.date2num(value))  # type: ignore[no-untyped-call]
+    return [float(x) for x in mdates.date2num(value)]  # type: ignore[no-untyped-call]
 
 
 def _with_gaps(series: Series) -> tuple[list[datetime], list[float]]:
@@ -42,7 +57,7 @@ def _plot_series(ax: Axes, series: Series, colour: str, line: bool = True) -> No
     if series.points:
         times, values = _with_gaps(series)
         ax.plot(
-            times,
+            _num(times),
             values,
             marker="o",
             markersize=3 if line else 5,
@@ -59,9 +74,13 @@ def _mark_infusions(axes: list[Axes], data: ReportData) -> None:
         for ax in axes:
             label = "IVIG infusion" if index == 0 and ax is axes[0] else None
             if span.end is not None and span.end > span.start:
-                ax.axvspan(span.start, span.end, color=INFUSION_COLOUR, alpha=0.25, label=label)
+                ax.axvspan(
+                    _num(span.start), _num(span.end), color=INFUSION_COLOUR, alpha=0.25, label=label
+                )
             else:
-                ax.axvline(span.start, color=INFUSION_COLOUR, linewidth=2, alpha=0.6, label=label)
+                ax.axvline(
+                    _num(span.start), color=INFUSION_COLOUR, linewidth=2, alpha=0.6, label=label
+                )
 
 
 def _mark_reactions(axes: list[Axes], data: ReportData, top: float) -> None:
@@ -69,10 +88,10 @@ def _mark_reactions(axes: list[Axes], data: ReportData, top: float) -> None:
         return
     for onset in {m.onset for m in data.reactions}:
         for ax in axes:
-            ax.axvline(onset, color=REACTION_COLOUR, linewidth=0.8, linestyle="--", alpha=0.7)
+            ax.axvline(_num(onset), color=REACTION_COLOUR, linewidth=0.8, linestyle="--", alpha=0.7)
     ax = axes[0]
     ax.plot(
-        [m.onset for m in data.reactions],
+        _num([m.onset for m in data.reactions]),
         [top] * len(data.reactions),
         linestyle="none",
         marker="v",
@@ -124,10 +143,11 @@ def draw(data: ReportData, fmt: ImageFormat, width_in: float = 11.0) -> bytes:
         _mark_reactions(axes, data, 23.0)
         limits = _x_limits(data)
         if limits is not None:
-            axes[-1].set_xlim(limits[0], limits[1])
-        locator = mdates.AutoDateLocator(tz=UTC)
+            axes[-1].set_xlim(_num(limits[0]), _num(limits[1]))
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
         axes[-1].xaxis.set_major_locator(locator)
-        axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+        formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+        axes[-1].xaxis.set_major_formatter(formatter)
         axes[-1].set_xlabel("date (UTC)")
         for ax in axes:
             # Beside the plot, so it never hides a value or a reaction marker.
