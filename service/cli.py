@@ -118,10 +118,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from service import observability
     from service.store import make_engine, make_session_factory, upgrade
     from service.sync.runtime import SyncRuntime
 
     settings = Settings.from_env()
+    observability.configure_logging(settings.log_level, settings.log_format)
     if not settings.fhir.base_url:
         raise SystemExit("diarybridge worker: set DIARYBRIDGE_FHIR_BASE_URL")
     engine = make_engine(settings.database_url)

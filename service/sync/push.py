@@ -223,9 +223,11 @@ class Pusher:
                 and exc.status != HTTPStatus.TOO_MANY_REQUESTS  # "later", not "smaller"
             ):
                 # All or nothing, so either one entry is bad or the Bundle is bigger than this
-                # server takes (Medplum: 50 updates). Halve the chunks from now on and retry
-                # the records in smaller Bundles: a bad record ends up alone, the rest pass.
+                # server takes (Medplum: 50 updates). Retry the records in Bundles of half the
+                # size: a bad record ends up alone, the rest pass. Only when every smaller
+                # Bundle passes was it the size, and only then do later Bundles stay smaller.
                 sent = sum(plans[i].size for i in group)
+                before = self.chunk_size
                 self.chunk_size = max(1, min(self.chunk_size, sent // 2))
                 log.info(
                     "transaction of %d entries refused; chunks now <= %d entries",
@@ -241,6 +243,8 @@ class Pusher:
                 out = {}
                 for part in smaller:
                     out.update(self._by_transaction(entries, plans, part))
+                if any(d.outcome is Outcome.FAILED for d in out.values()):
+                    self.chunk_size = before  # a bad record, not a size limit
                 return out
             if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
                 # One record's conditional writes refused: likely more than the server allows in

@@ -166,9 +166,35 @@ def test_a_refused_transaction_is_split_until_the_bad_record_stands_alone(
     responses.add_callback(responses.POST, BASE, callback=callback)
     good = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"ok-{n}"})) for n in range(3)]
     bad = claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": bad_id}))
-    deliveries = Pusher(client, chunk_size=200).push([*good, bad])
+    pusher = Pusher(client, chunk_size=200)
+    deliveries = pusher.push([*good, bad])
     assert [d.outcome for d in deliveries] == [Outcome.CREATED] * 3 + [Outcome.FAILED]
     assert deliveries[-1].error.diagnostics == "Observation.code: required"
+    assert pusher.chunk_size == 200  # a bad record is no reason to send smaller Bundles later
+
+
+@responses.activate
+def test_a_server_that_caps_transactions_gets_smaller_bundles_from_then_on(
+    client: FhirClient,
+) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    sizes: list[int] = []
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        size = len(json.loads(request.body)["entry"])
+        sizes.append(size)
+        if size > 30:
+            return 400, {}, json.dumps(outcome("invalid", "too many update operations"))
+        return transaction_response(request)
+
+    responses.add_callback(responses.POST, BASE, callback=callback)
+    records = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"r-{n}"})) for n in range(4)]
+    pusher = Pusher(client, chunk_size=200)
+    assert {d.outcome for d in pusher.push(records)} == {Outcome.CREATED}
+    assert pusher.chunk_size <= 30
+    sizes.clear()
+    pusher.push(records[:2])
+    assert sizes and max(sizes) <= 30  # learnt: no refused attempt the second time
 
 
 @responses.activate
