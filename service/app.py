@@ -39,7 +39,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
     app.extensions["diarybridge.sync"] = SyncRuntime(
-        settings.fhir, app.extensions["diarybridge.sessions"], lease_seconds=settings.lease_seconds
+        settings.fhir,
+        app.extensions["diarybridge.sessions"],
+        lease_seconds=settings.lease_seconds,
+        batch_size=settings.worker_batch,
     )
     # Signs the page tokens of FHIR search pass-through; tokens need not outlive the process.
     app.extensions["diarybridge.page_key"] = secrets.token_bytes(32)

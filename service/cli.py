@@ -129,7 +129,10 @@ def _worker(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     runtime = SyncRuntime(
-        settings.fhir, make_session_factory(engine), lease_seconds=settings.lease_seconds
+        settings.fhir,
+        make_session_factory(engine),
+        lease_seconds=settings.lease_seconds,
+        batch_size=settings.worker_batch,
     )
     worker = runtime.worker()
     if args.once:

@@ -161,6 +161,9 @@ class Settings:
     sync_async: bool = False  # True: POST /sync/* answers 202 and the worker delivers
     worker_in_process: bool = True  # `serve` runs a delivery worker thread
     lease_seconds: float = 300.0  # how long a worker holds claimed entries before others may
+    # Records a worker claims at once; their outcomes are recorded after they are all pushed,
+    # so this bounds what a crash re-sends and how long a batch holds its lease.
+    worker_batch: int = 50
     readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
@@ -183,6 +186,7 @@ class Settings:
             sync_async=_bool(env, "DIARYBRIDGE_SYNC_ASYNC", False),
             worker_in_process=_bool(env, "DIARYBRIDGE_WORKER_IN_PROCESS", True),
             lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 300.0),
+            worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},

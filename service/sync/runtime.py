@@ -25,10 +25,12 @@ class SyncRuntime:
         sessions: sessionmaker[Session],
         *,
         lease_seconds: float = 300.0,
+        batch_size: int = 50,
     ) -> None:
         self.fhir = fhir
         self.sessions = sessions
         self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
         self._client: FhirClient | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -56,7 +58,7 @@ class SyncRuntime:
         return Worker(
             self.sessions,
             lambda: self.pusher(request_id),
-            batch_size=self.fhir.chunk_size,
+            batch_size=self.batch_size,
             lease_seconds=self.lease_seconds,
             name=name,
         )
