@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
+import pytest
 from PIL import Image
 
 from tests.e2e.conftest import LiveServer
+
+pytestmark = pytest.mark.integration  # needs the real FHIR server, and chromium
 
 WIDTH, HEIGHT = 1200, 900
 
