@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import store
+from service.observability import metrics
 from service.store import ClaimedEntry, LeaseLostError
 from service.sync.push import Delivery, Outcome, Pusher
 
@@ -38,7 +41,11 @@ def deliver(
     sessions: sessionmaker[Session], pusher: Pusher, entries: Sequence[ClaimedEntry]
 ) -> list[Delivery]:
     """Push claimed entries and record every outcome; a lost lease is logged and skipped."""
+    started = time.monotonic()
     deliveries = pusher.push(entries)
+    metrics.push_seconds(time.monotonic() - started)
+    for outcome, count in Counter(d.outcome.value for d in deliveries).items():
+        metrics.pushed(outcome, count)
     for delivery in deliveries:
         # One transaction per entry: a lease lost on one must not undo the others' records.
         try:

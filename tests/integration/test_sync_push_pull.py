@@ -1,4 +1,4 @@
-"""Push and pull through the API against the real FHIR server: idempotent, lossless, conflicts seen."""
+"""Push and pull through the API against the real FHIR server: idempotent, lossless, conflicts."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def month_of_entries(patient: str, days: int = 30) -> list[dict[str, Any]]:
                 patient={"reference": f"Patient/{patient}"},
                 recorded_at=at,
                 fatigue=day % 11,
-                medications=[{"name": "pyridostigmine", "dose": 60.0, "dose_unit": "mg",
-                              "taken_at": at}],
+                medications=[
+                    {"name": "pyridostigmine", "dose": 60.0, "dose_unit": "mg", "taken_at": at}
+                ],
             )
         )
     return entries
@@ -94,8 +95,10 @@ def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
     patients = [unique_patient(f"p{n}") for n in range(3)]
     entries = {p: month_of_entries(p) for p in patients}
     infusions = {
-        p: [infusion(infusion_id=f"{p}-ivig-{n}", patient={"reference": f"Patient/{p}"})
-            for n in range(2)]
+        p: [
+            infusion(infusion_id=f"{p}-ivig-{n}", patient={"reference": f"Patient/{p}"})
+            for n in range(2)
+        ]
         for p in patients
     }
     client = new_client()
@@ -105,20 +108,29 @@ def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
         assert set(outcomes(client.post("/sync/infusions", json=infusions[p], headers=BATCH))) == {
             "created"
         }
-    counts = {p: (count_ours(fhir_server, "Observation", p),
-                  count_ours(fhir_server, "MedicationAdministration", p)) for p in patients}
+    counts = {
+        p: (
+            count_ours(fhir_server, "Observation", p),
+            count_ours(fhir_server, "MedicationAdministration", p),
+        )
+        for p in patients
+    }
     assert all(obs > 30 and admins >= 30 + 2 for obs, admins in counts.values())
 
     again = client.post("/sync/diary-entries", json=entries[patients[0]], headers=BATCH)
     assert set(outcomes(again)) == {"unchanged"}
     fresh = new_client()  # no ledger: idempotence must come from the server requests themselves
-    assert set(outcomes(fresh.post("/sync/diary-entries", json=entries[patients[1]],
-                                   headers=BATCH))) <= {"created", "updated"}
-    assert set(outcomes(fresh.post("/sync/infusions", json=infusions[patients[1]],
-                                   headers=BATCH))) <= {"created", "updated"}
+    assert set(
+        outcomes(fresh.post("/sync/diary-entries", json=entries[patients[1]], headers=BATCH))
+    ) <= {"created", "updated"}
+    assert set(
+        outcomes(fresh.post("/sync/infusions", json=infusions[patients[1]], headers=BATCH))
+    ) <= {"created", "updated"}
     for p in patients:
-        assert (count_ours(fhir_server, "Observation", p),
-                count_ours(fhir_server, "MedicationAdministration", p)) == counts[p]
+        assert (
+            count_ours(fhir_server, "Observation", p),
+            count_ours(fhir_server, "MedicationAdministration", p),
+        ) == counts[p]
     value = f"diary-entry/{patients[1]}-day-03/fatigue"
     assert count_resources("Observation", SYSTEM, value) == 1
 
@@ -126,7 +138,9 @@ def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
 def test_pulled_records_equal_what_was_pushed(new_client: AppFactory) -> None:
     patient = unique_patient("pull")
     entries = month_of_entries(patient, days=12)
-    infusions = [infusion(infusion_id=f"{patient}-ivig", patient={"reference": f"Patient/{patient}"})]
+    infusions = [
+        infusion(infusion_id=f"{patient}-ivig", patient={"reference": f"Patient/{patient}"})
+    ]
     client = new_client()
     client.post("/sync/diary-entries", json=entries, headers=BATCH)
     client.post("/sync/infusions", json=infusions, headers=BATCH)
@@ -140,7 +154,7 @@ def test_pulled_records_equal_what_was_pushed(new_client: AppFactory) -> None:
         got.extend(pulled.json["diary_entries"])
     for item in got:
         item["mg_adl"].pop("total")
-    assert got == sorted(entries, key=lambda e: e["recorded_at"])  # noqa: SIM300
+    assert got == sorted(entries, key=lambda e: e["recorded_at"])
 
     back = client.get(f"/patients/{patient}/infusions", headers=BATCH).json["infusions"]
     assert len(back) == 1
@@ -148,8 +162,9 @@ def test_pulled_records_equal_what_was_pushed(new_client: AppFactory) -> None:
     assert back[0] == {"route": "intravenous", "reason": "myasthenia_gravis", **infusions[0]}
 
     since = entries[5]["recorded_at"]
-    window = client.get(f"/patients/{patient}/diary-entries", query_string={"since": since},
-                        headers=BATCH).json
+    window = client.get(
+        f"/patients/{patient}/diary-entries", query_string={"since": since}, headers=BATCH
+    ).json
     assert window["total"] == 7
 
 
@@ -182,15 +197,22 @@ def test_a_clinicians_edit_is_a_conflict_not_overwritten(
     client.post("/sync/diary-entries", json=entry, headers=BATCH)
     view = client.get(f"/sync/entries/diary-entry/{entry['entry_id']}", headers=BATCH).json
     fatigue = next(
-        r for r in view["resources"]
+        r
+        for r in view["resources"]
         if r["resource_type"] == "Observation"
-        and requests.get(f"{fhir_server}/Observation/{r['id']}", timeout=10).json()
-        .get("valueInteger") == entry["fatigue"]
+        and requests.get(f"{fhir_server}/Observation/{r['id']}", timeout=10)
+        .json()
+        .get("valueInteger")
+        == entry["fatigue"]
     )
     theirs = requests.get(f"{fhir_server}/Observation/{fatigue['id']}", timeout=10).json()
     theirs["note"] = [{"text": "clinician's note (synthetic)"}]
-    edited = requests.put(f"{fhir_server}/Observation/{fatigue['id']}", json=theirs,
-                          headers={"Content-Type": "application/fhir+json"}, timeout=10)
+    edited = requests.put(
+        f"{fhir_server}/Observation/{fatigue['id']}",
+        json=theirs,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
     assert edited.ok
 
     changed = {**entry, "fatigue": (entry["fatigue"] + 1) % 11}
@@ -246,15 +268,24 @@ def test_async_accept_answers_202_and_the_worker_delivers(new_client: AppFactory
     assert len(delivered) == 3
     done = client.get(status_url, headers=BATCH)
     assert done.status_code == HTTPStatus.OK and done.json["counts"] == {"sent": 3}
+    scraped = client.get("/metrics", headers=BATCH).get_data(as_text=True)
+    assert 'diarybridge_push_records_total{outcome="created"} 3.0' in scraped
+    assert "diarybridge_push_duration_seconds_count 1.0" in scraped
 
 
 def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
     client = new_client()
     other = diary(entry_id="not-mine", patient={"reference": "Patient/synthetic-mg-002"})
-    assert client.post("/sync/diary-entries", json=other, headers=headers("diary_app")
-                       ).status_code == HTTPStatus.FORBIDDEN
-    assert client.get("/patients/synthetic-mg-002/diary-entries", headers=headers("diary_app")
-                      ).status_code == HTTPStatus.FORBIDDEN
+    assert (
+        client.post("/sync/diary-entries", json=other, headers=headers("diary_app")).status_code
+        == HTTPStatus.FORBIDDEN
+    )
+    assert (
+        client.get(
+            "/patients/synthetic-mg-002/diary-entries", headers=headers("diary_app")
+        ).status_code
+        == HTTPStatus.FORBIDDEN
+    )
     mine = client.post("/sync/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app"))
     assert set(outcomes(mine)) <= {"created", "updated", "unchanged"}
     assert INFUSION["patient"] == DIARY_ENTRY["patient"]
