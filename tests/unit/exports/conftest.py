@@ -6,10 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import responses
+from export_fakes import BASE
 
 from service.fhir_client import FhirClient, RetryPolicy
-
-BASE = "https://fhir.example.test/r4"
 
 
 @pytest.fixture

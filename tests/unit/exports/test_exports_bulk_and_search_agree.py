@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from conftest import BASE
+from export_fakes import BASE
 from export_synthetic import records, resources
 from fhir.resources.R4B import get_fhir_model_class
 

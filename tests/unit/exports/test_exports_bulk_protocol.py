@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-from conftest import BASE
+from export_fakes import BASE
 
 from service.fhir_client import (
     BulkExportCancelled,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import BASE
+from export_fakes import BASE
 from export_synthetic import resources
 from sqlalchemy.orm import Session, sessionmaker
 
