@@ -19,8 +19,9 @@ from service.api.context import PRIMARY_TYPE, principal
 from service.api.convert import FHIR_JSON
 from service.api.errors import ApiError
 from service.api.sync import runtime
+from service.fhir_client import BadRequest
 from service.observability import current_request_id
-from service.schemas import RecordKind, dump_record
+from service.schemas import Problem, RecordKind, dump_record
 from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -127,15 +128,33 @@ def observations(patient: str) -> Response:
             f"unsupported search parameter(s): {', '.join(sorted(unknown))}; "
             f"supported: {', '.join(PASS_THROUGH)}, _page",
         )
+    empty = sorted({name for name, value in request.args.items(multi=True) if not value.strip()})
+    if empty:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "bad_parameter",
+            "search parameters need a value",
+            [Problem(name, "must not be empty") for name in empty],
+        )
     client = runtime().client
-    if "_page" in request.args:
-        url = page_url(request.args["_page"])
-        bundle = next(client.search_pages_from(url, request_id=current_request_id()))
-    else:
-        params = [("subject", reference)] + [
-            (name, value) for name, value in request.args.items(multi=True)
-        ]
-        bundle = next(client.search_pages("Observation", params, request_id=current_request_id()))
+    try:
+        if "_page" in request.args:
+            url = page_url(request.args["_page"])
+            bundle = next(client.search_pages_from(url, request_id=current_request_id()))
+        else:
+            params = [("subject", reference), *request.args.items(multi=True)]
+            bundle = next(
+                client.search_pages("Observation", params, request_id=current_request_id())
+            )
+    except BadRequest as exc:
+        # The caller's own search, refused by the server: say why (it quotes only the query).
+        issues = exc.outcome.issues if exc.outcome else ()
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_search",
+            "the FHIR server refused the search",
+            [Problem(", ".join(i.expression) or "query", i.diagnostics or i.code) for i in issues],
+        ) from None
     # Defence in depth: whatever the server sends, only this patient's resources go out.
     entries = [
         e

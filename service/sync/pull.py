@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import mappings
@@ -42,7 +42,9 @@ class Pulled:
 def _search_params(patient_reference: str, window: PullWindow) -> list[tuple[str, str]]:
     params = [("subject", patient_reference)]
     if window.last_updated_since is not None:
-        params.append(("_lastUpdated", f"ge{window.last_updated_since.isoformat()}"))
+        # In UTC: FHIR instants allow offsets only up to +/-14:00, Python any offset.
+        since = window.last_updated_since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        params.append(("_lastUpdated", f"ge{since}"))
     return params
 
 

@@ -59,9 +59,14 @@ def _ndjson(_ctx: Any, value: Any) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    # WARNING level: thousands of requests' access lines would only slow the run down.
-    env = make_env(tmp_path_factory.mktemp("fuzz"), DIARYBRIDGE_LOG_LEVEL="WARNING")
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory, fhir_server: str) -> Flask:
+    # The real test FHIR server behind it, as in a deployment: pushes and pulls really happen,
+    # and a 5xx is always a finding. WARNING level: thousands of access lines only slow it down.
+    env = make_env(
+        tmp_path_factory.mktemp("fuzz"),
+        DIARYBRIDGE_LOG_LEVEL="WARNING",
+        DIARYBRIDGE_FHIR_BASE_URL=fhir_server,
+    )
     return create_app(Settings.from_env(env))
 
 

@@ -312,3 +312,31 @@ def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
     pulled = client.get(f"/patients/{patient}/diary-entries", headers=BATCH).json
     assert pulled["total"] == 0
     assert client.delete("/sync/diary-entries/never-sent", headers=BATCH).status_code == 404
+
+
+def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactory) -> None:
+    patient = unique_patient("search")
+    client = new_client()
+    client.post("/sync/diary-entries", json=month_of_entries(patient, days=2), headers=BATCH)
+    client.post(
+        "/sync/diary-entries", json=month_of_entries(unique_patient("other"), days=1), headers=BATCH
+    )
+    first = client.get(f"/patients/{patient}/observations?_count=5", headers=BATCH)
+    assert first.status_code == HTTPStatus.OK
+    assert first.mimetype == "application/fhir+json"
+    seen = [e["resource"]["id"] for e in first.json["entry"]]
+    page = first.json
+    while nxt := next((lk["url"] for lk in page["link"] if lk["relation"] == "next"), None):
+        assert "_page=" in nxt and "http" not in nxt.split("_page=")[1]  # opaque, not a URL
+        page = client.get(nxt, headers=BATCH).json
+        seen.extend(e["resource"]["id"] for e in page["entry"])
+        for entry in page["entry"]:
+            assert entry["resource"]["subject"]["reference"] == f"Patient/{patient}"
+    assert len(seen) == len(set(seen)) == 2 * 12  # every Observation of both entries, once
+
+    forged = client.get(f"/patients/{patient}/observations?_page=aGVsbG8", headers=BATCH)
+    assert forged.status_code == HTTPStatus.BAD_REQUEST
+    empty = client.get(f"/patients/{patient}/observations?code=", headers=BATCH)
+    assert empty.json["problems"] == [{"field": "code", "message": "must not be empty"}]
+    unknown = client.get(f"/patients/{patient}/observations?subject=Patient/x", headers=BATCH)
+    assert unknown.status_code == HTTPStatus.BAD_REQUEST
