@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from flask import Flask, Response, current_app, g
 
-from service.api.context import _payload_patient_key
+from service.api.context import payload_patient_key
 from service.observability import current_request_id
 from service.security import Principal
 from service.store import record_audit
@@ -45,7 +45,7 @@ def note(action: AuditAction, kind: str, patients: Iterable[str | None], count: 
 
 def note_records(action: AuditAction, kind: str, items: Iterable[Any]) -> None:
     """Note records in our JSON format, one note per patient with that patient's count."""
-    per_patient = Counter(_payload_patient_key(item) for item in items)
+    per_patient = Counter(payload_patient_key(item) for item in items)
     for patient, count in per_patient.items():
         note(action, kind, [patient], count)
 

@@ -37,7 +37,7 @@ def key_of(patient: PatientRef) -> str:
     return patient_key(patient.reference, patient.identifier_system, patient.identifier_value)
 
 
-def _payload_patient_key(item: Any) -> str | None:
+def payload_patient_key(item: Any) -> str | None:
     patient = item.get("patient") if isinstance(item, dict) else None
     if not isinstance(patient, dict):
         return None
@@ -65,7 +65,7 @@ def require_records(payload: Any, kind: RecordKind) -> Any:
     caller = principal()
     items = payload if isinstance(payload, list) else [payload]
     for item in items:
-        caller.require("write", PRIMARY_TYPE[kind], _payload_patient_key(item))
+        caller.require("write", PRIMARY_TYPE[kind], payload_patient_key(item))
     return payload
 
 
@@ -77,4 +77,4 @@ def require_resources_read(answer: dict[str, list[dict[str, Any]]]) -> None:
         ("infusions", RecordKind.INFUSION),
     ):
         for item in answer[key]:
-            caller.require("read", PRIMARY_TYPE[kind], _payload_patient_key(item))
+            caller.require("read", PRIMARY_TYPE[kind], payload_patient_key(item))
