@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import mappings
 from mappings import records as r
 from mappings.context import MappingContext
+from service import json_input
 from service.observability import metrics
 from service.schemas import RecordKind, dump_record, load_records
 
@@ -63,9 +63,11 @@ def resources_from_ndjson(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            resource = json.loads(line)
-        except ValueError as exc:
-            raise FhirInputError(f"line {number}", f"is not JSON: {exc.msg}") from None
+            resource = json_input.loads(line)
+        except json_input.JsonTooDeep as exc:
+            raise FhirInputError(f"line {number}", str(exc)) from None
+        except ValueError:
+            raise FhirInputError(f"line {number}", "is not valid JSON") from None
         if not isinstance(resource, dict):
             raise FhirInputError(f"line {number}", "must be a JSON object")
         yield resource

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import request
 
+from service import json_input
 from service.api.errors import ApiError
 
 JSON_TYPES = ("application/json", "application/fhir+json")
@@ -21,10 +22,14 @@ def read_json() -> Any:
             "unsupported_media_type",
             f"send {' or '.join(JSON_TYPES)}, not {request.mimetype or 'no Content-Type'}",
         )
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON")
-    return payload
+    try:
+        return json_input.loads(request.get_data())
+    except json_input.JsonTooDeep:
+        raise  # the error table names it
+    except ValueError:  # also undecodable bytes
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON"
+        ) from None
 
 
 def read_ndjson_lines() -> Iterator[str]:

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from mappings import errors as mapping_errors
 from service.convert import FhirInputError
 from service.fhir_client import FhirClientError
+from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
@@ -44,6 +45,8 @@ def _problems(exc: Exception) -> list[Problem]:
         return flatten_messages(exc.messages)
     if isinstance(exc, FhirInputError | NegotiationError):
         return [Problem(exc.field, str(exc))]
+    if isinstance(exc, JsonTooDeep):
+        return [Problem("$", str(exc))]
     return []
 
 
@@ -52,6 +55,7 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
     (ValidationError, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_input", "the input has problems"),
     (FhirInputError, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
     (NegotiationError, HTTPStatus.BAD_REQUEST, "bad_parameter", None),
+    (JsonTooDeep, HTTPStatus.UNPROCESSABLE_ENTITY, "too_deep", None),
     (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
     (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
     (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),

@@ -204,3 +204,27 @@ def test_read_only_clinician_cannot_convert_for_writing(client: FlaskClient) -> 
 
 def test_health_needs_no_credentials(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(client: FlaskClient) -> None:
+    for depth in (65, 100_000):  # past our bound, and past Python's own recursion limit
+        body = "[" * depth + "]" * depth
+        response = client.post(
+            "/convert/diary-entries",
+            data=body,
+            content_type="application/json",
+            headers=headers("diary_app"),
+        )
+        assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+        assert response.json["problems"] == [
+            {"field": "$", "message": "the JSON nests more than 64 levels"}
+        ]
+    line = '{"resourceType": "Observation", "x": ' + "[" * 70 + "]" * 70 + "}"
+    response = client.post(
+        "/convert/fhir",
+        data=line,
+        content_type="application/fhir+ndjson",
+        headers=headers("diary_app"),
+    )
+    assert response.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert response.json["problems"][0]["field"] == "line 1"
