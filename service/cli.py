@@ -15,10 +15,18 @@ from marshmallow import ValidationError
 
 import mappings
 from mappings.context import FhirVersion, MappingContext
+from service import json_input
 from service.config import Settings
 from service.schemas import RecordKind, flatten_messages, load_records
 
 CHUNK = 500  # records mapped per step: bounded memory however long the file
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        return json_input.loads(text)
+    except ValueError as exc:  # not JSON, or nested too deeply
+        raise SystemExit(f"diarybridge convert: {where}: not usable JSON: {exc}") from None
 
 
 def _records_from(stream: IO[str]) -> Iterator[tuple[str, Any]]:
@@ -27,18 +35,14 @@ def _records_from(stream: IO[str]) -> Iterator[tuple[str, Any]]:
     while head and head.isspace():
         head = stream.read(1)
     if head == "[":
-        items = json.loads(head + stream.read())
-        if not isinstance(items, list):
-            raise ValueError("expected a JSON array or NDJSON")
+        items = _parse(head + stream.read(), "the array")
         for index, item in enumerate(items):
             yield f"[{index}]", item
         return
     for number, line in enumerate(itertools.chain([head + stream.readline()], stream), start=1):
         if line.strip():
-            try:
-                yield f"line {number}", json.loads(line)
-            except ValueError as exc:
-                raise SystemExit(f"diarybridge convert: line {number}: not JSON: {exc}") from None
+            record = _parse(line, f"line {number}")
+            yield f"line {number}", record
 
 
 def _kind(item: Any) -> RecordKind:
