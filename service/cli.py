@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
@@ -18,6 +18,9 @@ from mappings.context import FhirVersion, MappingContext
 from service import json_input
 from service.config import Settings
 from service.schemas import RecordKind, flatten_messages, load_records
+
+if TYPE_CHECKING:
+    from service.sync.runtime import SyncRuntime
 
 CHUNK = 500  # records mapped per step: bounded memory however long the file
 
@@ -121,24 +124,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(args: argparse.Namespace) -> int:
-    from service import observability
+def _sync_runtime(settings: Settings) -> SyncRuntime:
+    """The store (migrated) and the FHIR server as a command outside the app needs them."""
     from service.store import make_engine, make_session_factory, upgrade
     from service.sync.runtime import SyncRuntime
 
-    settings = Settings.from_env()
-    observability.configure_logging(settings.log_level, settings.log_format)
-    if not settings.fhir.base_url:
-        raise SystemExit("diarybridge worker: set DIARYBRIDGE_FHIR_BASE_URL")
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    runtime = SyncRuntime(
+    return SyncRuntime(
         settings.fhir,
         make_session_factory(engine),
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
     )
-    worker = runtime.worker()
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service import observability
+
+    settings = Settings.from_env()
+    observability.configure_logging(settings.log_level, settings.log_format)
+    if not settings.fhir.base_url:
+        raise SystemExit("diarybridge worker: set DIARYBRIDGE_FHIR_BASE_URL")
+    worker = _sync_runtime(settings).worker()
     if args.once:
         delivered = worker.drain()
         print(f"delivered {len(delivered)} entries", file=sys.stderr)
@@ -214,16 +222,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from service.imports import Importer, KindChoice, progress_for
-    from service.store import make_engine, make_session_factory, upgrade
-    from service.sync.runtime import SyncRuntime
 
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    sessions = make_session_factory(engine)
+    runtime = _sync_runtime(settings)
+    sessions = runtime.sessions
     worker = None
     if settings.fhir.base_url and not args.no_push:
-        worker = SyncRuntime(settings.fhir, sessions, lease_seconds=settings.lease_seconds).worker()
+        worker = runtime.worker()
     elif not args.no_push:
         print(
             "import: no DIARYBRIDGE_FHIR_BASE_URL: records are queued, not pushed", file=sys.stderr

@@ -76,6 +76,7 @@ def test_two_worker_processes_on_postgresql_push_each_entry_exactly_once(
                 postgres_url,
                 proxy.base_url,
                 DIARYBRIDGE_FHIR_CHUNK_SIZE=str(CHUNK),
+                DIARYBRIDGE_WORKER_BATCH=str(CHUNK),
                 DIARYBRIDGE_LEASE_SECONDS="120",  # no lease runs out: a second claim is a bug
             ),
             tmp_path / f"worker{n}.log",

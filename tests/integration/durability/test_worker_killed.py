@@ -66,6 +66,7 @@ def test_a_worker_killed_mid_batch_and_restarted_loses_and_doubles_nothing(
         sqlite_url,
         proxy.base_url,
         DIARYBRIDGE_FHIR_CHUNK_SIZE=str(CHUNK),
+        DIARYBRIDGE_WORKER_BATCH=str(CHUNK),
         DIARYBRIDGE_LEASE_SECONDS=str(LEASE_SECONDS),
     )
     log = tmp_path / "worker.log"
