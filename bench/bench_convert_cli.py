@@ -16,27 +16,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mappings.records import MG_ADL_ITEMS
+
 SYMPTOMS = ["ptosis", "double_vision", "arm_weakness", "headache", "fatigue_like"]
 
 
 def synthetic_entry(n: int, rng: random.Random) -> dict:
     """One realistic synthetic diary entry (MG-ADL, ratings, vitals, a medication, a note)."""
     at = datetime(2026, 1, 1, 20, 0, tzinfo=UTC) + timedelta(hours=n)
-    items = [
-        "talking",
-        "chewing",
-        "swallowing",
-        "breathing",
-        "brushing_teeth_or_combing_hair",
-        "arising_from_chair",
-        "double_vision",
-        "eyelid_droop",
-    ]
     return {
         "entry_id": f"bench-{n}",
         "patient": {"reference": f"Patient/synthetic-{n % 50}"},
         "recorded_at": at.isoformat(),
-        "mg_adl": {item: rng.randint(0, 3) for item in items},
+        "mg_adl": {item: rng.randint(0, 3) for item in MG_ADL_ITEMS},
         "fatigue": rng.randint(0, 10),
         "muscle_weakness": rng.randint(0, 10),
         "symptoms": [

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, func, select, tuple_
+from sqlalchemy import Insert, Select, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -184,16 +184,18 @@ def _adopt_reviewed_versions(row: LedgerEntry) -> None:
             resource.etag = None
 
 
+def _entry_query(namespace: str, kind: str, source_id: str) -> Select[LedgerEntry]:
+    return select(LedgerEntry).where(
+        LedgerEntry.namespace == namespace,
+        LedgerEntry.kind == kind,
+        LedgerEntry.source_id == source_id,
+    )
+
+
 def get_entry(session: Session, namespace: str, kind: str, source_id: str) -> EntryView | None:
     """Everything known about one source record, or None."""
     row = session.scalars(
-        select(LedgerEntry)
-        .where(
-            LedgerEntry.namespace == namespace,
-            LedgerEntry.kind == kind,
-            LedgerEntry.source_id == source_id,
-        )
-        .execution_options(populate_existing=True)
+        _entry_query(namespace, kind, source_id).execution_options(populate_existing=True)
     ).one_or_none()
     return None if row is None else entry_view(row, utcnow())
 
@@ -363,15 +365,7 @@ def request_retraction(
     Runs in the caller's transaction; only what is committed may be acknowledged.
     """
     now = now or utcnow()
-    row = session.scalars(
-        select(LedgerEntry)
-        .where(
-            LedgerEntry.namespace == namespace,
-            LedgerEntry.kind == kind,
-            LedgerEntry.source_id == source_id,
-        )
-        .with_for_update()
-    ).one_or_none()
+    row = session.scalars(_entry_query(namespace, kind, source_id).with_for_update()).one_or_none()
     if row is None:
         return None
     if row.status != LedgerStatus.RETRACTED.value:

@@ -121,18 +121,7 @@ def mark_sent(
 
     If new content arrived while the worker pushed, the entry is queued again instead of 'sent'.
     """
-    now = now or utcnow()
-    row = _held(session, entry)
-    _upsert_resources(session, row, resources, entry.content_hash, now)
-    row.sent_hash = entry.content_hash
-    _release(row, now)
-    if row.content_hash == entry.content_hash:
-        row.status = LedgerStatus.SENT.value
-        row.last_error = None
-    else:
-        requeue(row, now)
-    session.flush()
-    return row.status
+    return _mark_delivered(session, entry, resources, LedgerStatus.SENT, now or utcnow())
 
 
 def mark_retracted(
@@ -143,13 +132,22 @@ def mark_retracted(
     now: datetime | None = None,
 ) -> str:
     """Record that the entry's resources were withdrawn on the server; returns the new status."""
-    now = now or utcnow()
+    return _mark_delivered(session, entry, resources, LedgerStatus.RETRACTED, now or utcnow())
+
+
+def _mark_delivered(
+    session: Session,
+    entry: ClaimedEntry,
+    resources: Sequence[ResourceState],
+    status: LedgerStatus,
+    now: datetime,
+) -> str:
     row = _held(session, entry)
     _upsert_resources(session, row, resources, entry.content_hash, now)
     row.sent_hash = entry.content_hash
     _release(row, now)
     if row.content_hash == entry.content_hash:
-        row.status = LedgerStatus.RETRACTED.value
+        row.status = status.value
         row.last_error = None
     else:
         requeue(row, now)
