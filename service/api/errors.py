@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -77,10 +78,41 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
 ]
 
 
+# Endpoints that answer FHIR resources answer their errors as an OperationOutcome too.
+FHIR_SHAPED_ENDPOINTS = {"patients.observations"}
+# HTTP status -> OperationOutcome issue type (http://hl7.org/fhir/issue-type).
+ISSUE_TYPE = {
+    HTTPStatus.BAD_REQUEST: "invalid",
+    HTTPStatus.UNAUTHORIZED: "login",
+    HTTPStatus.FORBIDDEN: "forbidden",
+    HTTPStatus.NOT_FOUND: "not-found",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "invalid",
+    HTTPStatus.SERVICE_UNAVAILABLE: "transient",
+    HTTPStatus.BAD_GATEWAY: "transient",
+}
+
+
+def operation_outcome(
+    status: HTTPStatus, code: str, message: str, problems: list[Problem]
+) -> dict[str, Any]:
+    """The error as a FHIR OperationOutcome: one issue per problem (or one for the message)."""
+    issue_type = ISSUE_TYPE.get(status, "exception")
+    issues = [
+        {"severity": "error", "code": issue_type, "diagnostics": p.message, "expression": [p.field]}
+        for p in problems
+    ] or [{"severity": "error", "code": issue_type, "diagnostics": message}]
+    for issue in issues:
+        issue["details"] = {"text": code}
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
 def error_response(
     status: HTTPStatus, code: str, message: str, problems: list[Problem] | None = None
 ) -> Response:
-    """Render the one error body."""
+    """Render the one error body (an OperationOutcome on FHIR-shaped endpoints)."""
+    if has_request_context() and request.endpoint in FHIR_SHAPED_ENDPOINTS:
+        outcome = operation_outcome(status, code, message, problems or [])
+        return Response(json.dumps(outcome), status=status, mimetype="application/fhir+json")
     body: dict[str, Any] = ErrorSchema().dump(
         {"error": code, "message": message, "problems": problems or []}
     )

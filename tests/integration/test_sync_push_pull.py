@@ -337,6 +337,23 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactor
     forged = client.get(f"/patients/{patient}/observations?_page=aGVsbG8", headers=BATCH)
     assert forged.status_code == HTTPStatus.BAD_REQUEST
     empty = client.get(f"/patients/{patient}/observations?code=", headers=BATCH)
-    assert empty.json["problems"] == [{"field": "code", "message": "must not be empty"}]
+    assert empty.mimetype == "application/fhir+json"  # a FHIR endpoint answers errors in FHIR
+    assert empty.json["resourceType"] == "OperationOutcome"
+    assert empty.json["issue"] == [
+        {
+            "severity": "error",
+            "code": "invalid",
+            "diagnostics": "must not be empty",
+            "expression": ["code"],
+            "details": {"text": "bad_parameter"},
+        }
+    ]
+    other = client.get(f"/patients/{patient}/observations", headers=headers("diary_app"))
+    assert other.status_code == HTTPStatus.FORBIDDEN
+    assert other.json["issue"][0]["code"] == "forbidden"
+    anonymous = client.get(f"/patients/{patient}/observations")
+    assert anonymous.status_code == HTTPStatus.UNAUTHORIZED
+    assert anonymous.json["issue"][0]["code"] == "login"
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     unknown = client.get(f"/patients/{patient}/observations?subject=Patient/x", headers=BATCH)
     assert unknown.status_code == HTTPStatus.BAD_REQUEST
