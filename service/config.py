@@ -164,6 +164,7 @@ class Settings:
     # Records a worker claims at once; their outcomes are recorded after they are all pushed,
     # so this bounds what a crash re-sends and how long a batch holds its lease.
     worker_batch: int = 50
+    exports_dir: str = ""  # empty: exports/ beside a SQLite database file, else ./var/exports
     readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
@@ -187,6 +188,7 @@ class Settings:
             worker_in_process=_bool(env, "DIARYBRIDGE_WORKER_IN_PROCESS", True),
             lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 300.0),
             worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
+            exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from mappings import errors as mapping_errors
 from service.convert import FhirInputError
+from service.exports.request import ExportRequestError
 from service.fhir_client import FhirClientError
 from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
@@ -44,7 +45,7 @@ class ApiError(Exception):
 def _problems(exc: Exception) -> list[Problem]:
     if isinstance(exc, ValidationError):
         return flatten_messages(exc.messages)
-    if isinstance(exc, FhirInputError | NegotiationError):
+    if isinstance(exc, FhirInputError | NegotiationError | ExportRequestError):
         return [Problem(exc.field, str(exc))]
     if isinstance(exc, JsonTooDeep):
         return [Problem("$", str(exc))]
@@ -57,6 +58,12 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
     (FhirInputError, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
     (NegotiationError, HTTPStatus.BAD_REQUEST, "bad_parameter", None),
     (JsonTooDeep, HTTPStatus.UNPROCESSABLE_ENTITY, "too_deep", None),
+    (
+        ExportRequestError,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "invalid_export_request",
+        "the export request has problems",
+    ),
     (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
     (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
     (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),

@@ -30,7 +30,6 @@ from service.exports import (
     media_type,
 )
 from service.fhir_client import FhirClient
-from service.schemas import Problem
 from service.store import exports as jobs
 from service.store.exports import ExportJobView
 from service.store.models import ExportJobStatus
@@ -43,9 +42,8 @@ POLL_SECONDS = 2  # Retry-After while a job runs
 
 def default_exports_dir(settings: Settings) -> Path:
     """Beside a SQLite database file ('exports/'), else ./var/exports."""
-    configured = getattr(settings, "exports_dir", "")
-    if configured:
-        return Path(configured)
+    if settings.exports_dir:
+        return Path(settings.exports_dir)
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database).resolve().parent / "exports"
@@ -76,16 +74,6 @@ def install(app: Flask, runner: ExportRunner | None = None) -> ExportRunner:
 def _runner() -> ExportRunner:
     runner: ExportRunner = current_app.extensions[RUNNER]
     return runner
-
-
-@bp.errorhandler(ExportRequestError)
-def _bad_request(exc: ExportRequestError) -> Response:
-    return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        "invalid_export_request",
-        "the export request has problems",
-        [Problem(exc.field, str(exc))],
-    )
 
 
 def _authorise(export: ExportRequest) -> ExportRequest:
