@@ -140,6 +140,16 @@ class VitalSigns:
     spo2_percent: int | None = None
 
 
+VITAL_FIELDS: tuple[str, ...] = (
+    "body_temperature_c",
+    "heart_rate_bpm",
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "body_weight_kg",
+    "spo2_percent",
+)
+
+
 @dataclass(frozen=True)
 class MedicationTaken:
     """A medication dose taken by the patient (e.g. pyridostigmine) or given as premedication."""

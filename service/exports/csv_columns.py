@@ -12,6 +12,7 @@ from typing import Any
 
 from mappings.records import (
     MG_ADL_ITEMS,
+    VITAL_FIELDS,
     DiaryEntry,
     InfusionRecord,
     PatientRef,
@@ -64,14 +65,7 @@ def _hours(record: InfusionRecord) -> float | None:
     return round((record.end - record.start).total_seconds() / 3600, 2)
 
 
-VITALS = (
-    "body_temperature_c",
-    "heart_rate_bpm",
-    "systolic_mmhg",
-    "diastolic_mmhg",
-    "body_weight_kg",
-    "spo2_percent",
-)
+VITALS = VITAL_FIELDS  # one list of vital signs, for the columns we write and read
 
 DIARY_COLUMNS: tuple[Column, ...] = (
     ("entry_id", "the diary app's id of the entry", lambda e: e.entry_id),

@@ -15,18 +15,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from mappings.records import MG_ADL_ITEMS, Symptom
+from mappings.records import MG_ADL_ITEMS, VITAL_FIELDS, Symptom
 from service.imports.sources import RawItem, TextSource
 from service.schemas import Problem
 
-VITALS = (
-    "body_temperature_c",
-    "heart_rate_bpm",
-    "systolic_mmhg",
-    "diastolic_mmhg",
-    "body_weight_kg",
-    "spo2_percent",
-)
+VITALS = VITAL_FIELDS  # one list of vital signs, for the columns we write and read
 INT_VITALS = {"heart_rate_bpm", "systolic_mmhg", "diastolic_mmhg", "spo2_percent"}
 PATIENT_COLUMNS = ("patient", "patient_reference", "patient_system", "patient_value")
 
