@@ -9,18 +9,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mappings.records import MG_ADL_ITEMS
+
 START = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)
 CYCLE_DAYS = 21
-MG_ADL_ITEMS = (
-    "talking",
-    "chewing",
-    "swallowing",
-    "breathing",
-    "brushing_teeth_or_combing_hair",
-    "arising_from_chair",
-    "double_vision",
-    "eyelid_droop",
-)
 
 
 def _mg_adl(total: int) -> dict[str, int]:

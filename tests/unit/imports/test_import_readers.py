@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mappings.records import MG_ADL_ITEMS
 from service.exports.csv_columns import DIARY_COLUMNS as EXPORT_DIARY_COLUMNS
 from service.exports.csv_columns import header, row
 from service.imports import KindChoice, SourceFormat, read_items
@@ -107,19 +108,7 @@ def test_auto_kind_tells_infusions_from_diary_entries() -> None:
 
 CSV_HEADER = (
     "entry_id,patient,recorded_at,"
-    + ",".join(
-        f"mg_adl_{i}"
-        for i in (
-            "talking",
-            "chewing",
-            "swallowing",
-            "breathing",
-            "brushing_teeth_or_combing_hair",
-            "arising_from_chair",
-            "double_vision",
-            "eyelid_droop",
-        )
-    )
+    + ",".join(f"mg_adl_{i}" for i in MG_ADL_ITEMS)
     + ",fatigue,symptom_ptosis,body_temperature_c,systolic_mmhg,diastolic_mmhg,flare_up,"
     "fluids_ml,medication_names,note\n"
 )
