@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, current_app, json, request
+from flask import Blueprint, Response, current_app, request
 
 from mappings.context import FhirVersion
 from service import convert
@@ -25,7 +26,7 @@ def fhir_response(body: dict[str, Any], version: FhirVersion) -> Response:
     """A FHIR JSON answer whose media type names the version on the wire."""
     number = "5.0" if version is FhirVersion.R5 else "4.0"
     return Response(
-        json.dumps(body),
+        json.dumps(body),  # not Flask's: it sorts keys, and FHIR reads best resourceType first
         status=HTTPStatus.OK,
         # content_type, not mimetype + a header: Werkzeug 3.1.9 lets mimetype win over the header.
         content_type=f"{FHIR_JSON}; fhirVersion={number}",

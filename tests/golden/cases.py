@@ -33,7 +33,8 @@ SOURCE = "https://diary-app.example/v2"
 def _pyridostigmine(day: int, hour: int) -> MedicationTaken:
     return MedicationTaken(
         name="Pyridostigmine bromide 60 mg tablet",
-        rxnorm="203150",  # synthetic sample value, taken as given by the app
+        # No RxNorm code: we carry only codes verified at their source, and the realistic
+        # golden data should not show an unverified one (unit tests cover the pass-through).
         dose=60.0,
         dose_unit="mg",
         taken_at=datetime(2026, 11, day, hour, 0, tzinfo=BERLIN),
@@ -153,7 +154,7 @@ DIARY_WEEK: tuple[DiaryEntry, ...] = (
     ),
 )
 
-_PRODUCT = Product(brand="Privigen", rxnorm="1000000")  # synthetic RxNorm value
+_PRODUCT = Product(brand="Privigen")  # brand only: see _pyridostigmine on RxNorm codes
 _NURSE = Performer(reference="Practitioner/synthetic-nurse-7", display="Infusion nurse")
 _PREMEDS = (
     MedicationTaken(
