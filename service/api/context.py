@@ -7,7 +7,6 @@ from typing import Any
 from flask import g
 
 from mappings.context import FhirVersion, MappingContext
-from mappings.records import PatientRef
 from service.schemas import RecordKind
 from service.security import Principal, patient_key
 
@@ -30,11 +29,6 @@ def mapping_context(version: FhirVersion) -> MappingContext:
     return MappingContext(
         app_namespace=client_id, source=f"urn:diarybridge:client:{client_id}", fhir_version=version
     )
-
-
-def key_of(patient: PatientRef) -> str:
-    """A record's patient as the key the security layer compares."""
-    return patient_key(patient.reference, patient.identifier_system, patient.identifier_value)
 
 
 def payload_patient_key(item: Any) -> str | None:

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -293,20 +293,8 @@ class FhirClient:
         if page_size is not None:
             items.append(("_count", str(page_size)))
 
-        def fetch(url: str, page_params: Params | None) -> JsonObject:
-            data = self._json(
-                "GET",
-                url,
-                params=page_params,
-                expected_type="Bundle",
-                headers=headers,
-                request_id=request_id,
-            )
-            assert data is not None
-            return data
-
         url = f"{self.base_url}/{_check_type(resource_type)}"
-        return iter_pages(fetch, url, items)
+        return iter_pages(self._page_fetcher(headers, request_id), url, items)
 
     def search_pages_from(
         self,
@@ -320,10 +308,17 @@ class FhirClient:
         if not absolute.startswith(self.base_url + "/"):
             raise InvalidServerResponse("a search page must be on this client's FHIR server")
 
-        def fetch(page_url: str, page_params: Params | None) -> JsonObject:
+        return iter_pages(self._page_fetcher(headers, request_id), absolute)
+
+    def _page_fetcher(
+        self, headers: Mapping[str, str] | None, request_id: str | None
+    ) -> Callable[[str, Params | None], JsonObject]:
+        """GET one searchset page (the paging iterator decides which)."""
+
+        def fetch(url: str, page_params: Params | None) -> JsonObject:
             data = self._json(
                 "GET",
-                page_url,
+                url,
                 params=page_params,
                 expected_type="Bundle",
                 headers=headers,
@@ -332,7 +327,7 @@ class FhirClient:
             assert data is not None
             return data
 
-        return iter_pages(fetch, absolute)
+        return fetch
 
     def search(
         self,
