@@ -19,6 +19,7 @@ from tests.fhir_server import (
     count_by_identifier,
     start_fhir_server,
 )
+from tests.sekmet_server import SekmetServer, SekmetServerError, start_sekmet_server
 
 PATIENT = "Patient/synthetic-mg-001"
 OTHER_PATIENT = "Patient/synthetic-mg-002"
@@ -119,3 +120,62 @@ def count_resources(fhir_server: str) -> CountByIdentifier:
         return count_by_identifier(fhir_server, resource_type, system, value)
 
     return count
+
+
+# The second real FHIR server, SEKMET (tests/sekmet_server): its own venv, installed on first use.
+
+
+def _start_sekmet(data_dir: Path, *, absolute_references: bool) -> SekmetServer:
+    try:
+        return start_sekmet_server(data_dir=data_dir, absolute_references=absolute_references)
+    except SekmetServerError as exc:
+        pytest.fail(f"the SEKMET test FHIR server did not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def sekmet_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SekmetServer]:
+    """SEKMET answering relative references (Patient/x), as Medplum does."""
+    server = _start_sekmet(tmp_path_factory.mktemp("sekmet"), absolute_references=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sekmet_server(sekmet_server_process: SekmetServer) -> str:
+    """SEKMET's FHIR base URL, e.g. http://127.0.0.1:8123/fhir (note the /fhir)."""
+    return sekmet_server_process.base_url
+
+
+@pytest.fixture(scope="session")
+def sekmet_server_absolute_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SekmetServer]:
+    """SEKMET answering absolute literal references (http://.../fhir/Patient/x), like Firely."""
+    server = _start_sekmet(tmp_path_factory.mktemp("sekmet-absolute"), absolute_references=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sekmet_server_absolute(sekmet_server_absolute_process: SekmetServer) -> str:
+    """The base URL of the SEKMET server with absolute_references: true."""
+    return sekmet_server_absolute_process.base_url
+
+
+# Each param names the session fixture that gives its base URL; only the one asked is started.
+FHIR_SERVERS = {
+    "medplum": "fhir_server",
+    "sekmet": "sekmet_server",
+    "sekmet-absolute": "sekmet_server_absolute",
+}
+
+
+@pytest.fixture(params=list(FHIR_SERVERS))
+def any_fhir_server(request: pytest.FixtureRequest) -> str:
+    """The base URL of each real FHIR server in turn: the test runs once per server.
+
+    To mark one server's run, parametrize the name indirectly instead:
+    `@pytest.mark.parametrize("any_fhir_server", ["medplum", pytest.param("sekmet",
+    marks=pytest.mark.xfail(strict=True, reason=...)), ...], indirect=True)`.
+    """
+    return str(request.getfixturevalue(FHIR_SERVERS[request.param]))
