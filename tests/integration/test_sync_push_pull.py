@@ -21,7 +21,7 @@ from service.config import Settings
 from tests.api.contract import ContractClient
 from tests.api.samples import DIARY_ENTRY, INFUSION, diary, infusion
 from tests.conftest import KEYS, headers, make_env
-from tests.fhir_server import CountByIdentifier
+from tests.fhir_server import CountByIdentifier, count_by_identifier
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +40,22 @@ AppFactory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def new_client(tmp_path: Path, fhir_server: str) -> AppFactory:
+def server(request: pytest.FixtureRequest) -> str:
+    """The FHIR base URL the app talks to: each server in turn for a test that asks for
+    `any_fhir_server` (see tests/conftest.py), else the session's Medplum server."""
+    name = "any_fhir_server" if "any_fhir_server" in request.fixturenames else "fhir_server"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def new_client(tmp_path: Path, server: str) -> AppFactory:
     """A client of a new app with its own empty ledger (as after losing the database)."""
     made = 0
 
     def make(**extra: str) -> FlaskClient:
         nonlocal made
         made += 1
-        return make_app(tmp_path / f"app{made}", fhir_server, **extra).test_client()
+        return make_app(tmp_path / f"app{made}", server, **extra).test_client()
 
     return make
 
@@ -90,8 +98,9 @@ def count_ours(fhir_server: str, resource_type: str, patient: str) -> int:
 
 
 def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
-    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     patients = [unique_patient(f"p{n}") for n in range(3)]
     entries = {p: month_of_entries(p) for p in patients}
     infusions = {
@@ -132,10 +141,27 @@ def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
             count_ours(fhir_server, "MedicationAdministration", p),
         ) == counts[p]
     value = f"diary-entry/{patients[1]}-day-03/fatigue"
-    assert count_resources("Observation", SYSTEM, value) == 1
+    assert count_by_identifier(fhir_server, "Observation", SYSTEM, value) == 1
 
 
-def test_pulled_records_equal_what_was_pushed(new_client: AppFactory) -> None:
+@pytest.mark.parametrize(
+    "any_fhir_server",
+    [
+        "medplum",
+        "sekmet",
+        pytest.param(
+            "sekmet-absolute",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="SEKMET answers absolute references (http://.../fhir/Patient/x) and "
+                "pull passes them through: the pulled entry's patient.reference breaks "
+                "openapi.yaml's ^Patient/... pattern (pull must make them relative)",
+            ),
+        ),
+    ],
+    indirect=True,
+)
+def test_pulled_records_equal_what_was_pushed(new_client: AppFactory, any_fhir_server: str) -> None:
     patient = unique_patient("pull")
     entries = month_of_entries(patient, days=12)
     infusions = [
