@@ -44,7 +44,7 @@ def on_starting(server: Any) -> None:
         )
     if METRICS_DIR_VAR in handed_down:
         _metrics_dir = handed_down[METRICS_DIR_VAR]
-        os.makedirs(_metrics_dir)
+    os.makedirs(_metrics_dir, exist_ok=True)  # an operator's directory may not exist yet
     # Set before any worker imports prometheus_client: it picks its value store at import.
     os.environ.update(handed_down)
 
