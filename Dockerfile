@@ -18,4 +18,6 @@ ENV DATABASE_URL=sqlite:////home/diarybridge/diarybridge.sqlite3 \
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"
-CMD ["gunicorn", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "service.app:create_app()"]
+# Workers and threads come from DIARYBRIDGE_WORKERS / DIARYBRIDGE_THREADS (see README); the config
+# module gives the workers one page-token key, shared metrics and a per-instance control socket.
+CMD ["gunicorn", "--config", "python:service.gunicorn_config", "--bind", "0.0.0.0:8080", "service.app:create_app()"]

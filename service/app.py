@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import secrets
 
 from flask import Flask
@@ -24,6 +26,9 @@ from service.security import Authenticator, SecuritySettings
 from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
 from service.sync.runtime import SyncRuntime
 
+log = logging.getLogger(__name__)
+_warned_random_page_key = False
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from settings (read from the environment when none are given)."""
@@ -44,8 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
     )
-    # Signs the page tokens of FHIR search pass-through; tokens need not outlive the process.
-    app.extensions["diarybridge.page_key"] = secrets.token_bytes(32)
+    app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
 
     errors.register_error_handlers(app)
     # First, so the request id exists before authentication and its access line comes last.
@@ -64,6 +68,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Delivers what POST /sync queued; a no-op without a FHIR server.
         app.extensions["diarybridge.sync"].start_worker()
     return app
+
+
+def page_signing_key(configured: str) -> bytes:
+    """The key for `_page` tokens: derived from the configured one, else random for this process."""
+    global _warned_random_page_key
+    if configured:
+        # Derived, so the same secret reused elsewhere never signs our tokens verbatim.
+        return hashlib.sha256(b"diarybridge-page-token\x00" + configured.encode()).digest()
+    if not _warned_random_page_key:
+        _warned_random_page_key = True  # once per process: tests build many apps
+        log.warning(
+            "DIARYBRIDGE_PAGE_TOKEN_KEY is not set: next-page links work only on this process"
+        )
+    return secrets.token_bytes(32)
 
 
 def _outbox_counts(app: Flask) -> StatusCounts:

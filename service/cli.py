@@ -105,20 +105,30 @@ def convert_stream(
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from service.app import create_app
+    from service import gunicorn_config
 
     settings = Settings.from_env()
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
+            # The Dockerfile's settings and hooks (run dir, shared metrics, one page key) ...
+            for name, value in vars(gunicorn_config).items():
+                if name in self.cfg.settings:
+                    self.cfg.set(name, value)
+            # ... with this command's flags over them.
             self.cfg.set("bind", f"{args.host or settings.host}:{args.port or settings.port}")
-            self.cfg.set("workers", 1)  # one process; the sync worker runs in it as a thread
-            self.cfg.set("threads", args.threads)
-            self.cfg.set("accesslog", None)  # the app logs one JSON access line per request
+            if args.workers:
+                self.cfg.set("workers", args.workers)
+            if args.threads:
+                self.cfg.set("threads", args.threads)
 
         def load(self) -> Any:
-            # Built in the worker process, after the fork, so its sync thread lives there.
-            return create_app(settings)
+            # In the worker, after the fork: its sync thread lives there, its settings include
+            # what the master handed down, and prometheus_client is first imported with the
+            # multiprocess directory already set.
+            from service.app import create_app
+
+            return create_app(Settings.from_env())
 
     _Server().run()
     return 0
@@ -276,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (gunicorn)")
     serve.add_argument("--host", help="bind address (default DIARYBRIDGE_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default DIARYBRIDGE_PORT or 8080)")
-    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument(
+        "--workers", type=int, help="gunicorn processes (default DIARYBRIDGE_WORKERS or cores, <=4)"
+    )
+    serve.add_argument(
+        "--threads", type=int, help="threads per process (default DIARYBRIDGE_THREADS or 4)"
+    )
     serve.set_defaults(func=_serve)
 
     work = sub.add_parser("worker", help="deliver queued entries to the FHIR server")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///var/diarybridge.sqlite3"
+PAGE_TOKEN_KEY_VAR = "DIARYBRIDGE_PAGE_TOKEN_KEY"
+# prometheus_client's own variable: it picks its multiprocess value store when this is set.
+METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ConfigError(Exception):
@@ -45,6 +49,28 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _secret(env: Mapping[str, str], name: str, min_length: int) -> str:
+    raw = env.get(name, "")
+    if raw and len(raw) < min_length:  # the value itself is never quoted
+        raise ConfigError(f"{name} must be at least {min_length} characters")
+    return raw
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def default_workers() -> int:
+    """gunicorn processes when DIARYBRIDGE_WORKERS is unset: one per core, at most 4.
+
+    Each process holds a database pool and a delivery thread, so more buys little here.
+    """
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -166,6 +192,13 @@ class Settings:
     worker_batch: int = 50
     exports_dir: str = ""  # empty: exports/ beside a SQLite database file, else ./var/exports
     readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
+    # Signs `_page` tokens; every process of an instance (and every instance behind one
+    # balancer) needs the same one, or a next link fails on whichever process did not sign it.
+    page_token_key: str = field(default="", repr=False)
+    web_workers: int = field(default_factory=default_workers)  # gunicorn processes
+    web_threads: int = 4  # threads per gunicorn process
+    # Set (by `serve`, the gunicorn config, or the operator): counters are shared by all workers.
+    metrics_multiproc_dir: str = ""
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -190,7 +223,22 @@ class Settings:
             worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
             exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
+            page_token_key=_secret(env, PAGE_TOKEN_KEY_VAR, min_length=16),
+            web_workers=_positive(env, "DIARYBRIDGE_WORKERS", default_workers()),
+            web_threads=_positive(env, "DIARYBRIDGE_THREADS", 4),
+            metrics_multiproc_dir=env.get(METRICS_DIR_VAR, ""),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
         )
+
+
+def worker_environment(settings: Settings, run_dir: str) -> dict[str, str]:
+    """What a gunicorn master hands its workers through the environment: a page-token key when
+    none is configured, and a metrics directory in `run_dir` when none is."""
+    handed_down: dict[str, str] = {}
+    if not settings.page_token_key:
+        handed_down[PAGE_TOKEN_KEY_VAR] = secrets.token_urlsafe(32)
+    if not settings.metrics_multiproc_dir:
+        handed_down[METRICS_DIR_VAR] = os.path.join(run_dir, "metrics")
+    return handed_down

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, g, request
 from prometheus_client.exposition import choose_encoder
 
 from service.api.auth import API_KEY_HEADER
-from service.observability.metrics import EXTENSION_KEY, Metrics
+from service.observability.metrics import EXTENSION_KEY, Metrics, scrape_registry
 from service.security import Authenticator, Forbidden, Principal
 
 bp = Blueprint("ops", __name__)
@@ -38,9 +38,11 @@ def _require_metrics_reader() -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """This process's metrics, in the format the scraper asks for (Prometheus or OpenMetrics)."""
+    """The instance's metrics (all its gunicorn workers' in multiprocess mode), in the format the
+    scraper asks for (Prometheus or OpenMetrics)."""
     _require_metrics_reader()
-    registry = current_app.extensions[EXTENSION_KEY]
-    assert isinstance(registry, Metrics)
+    metrics = current_app.extensions[EXTENSION_KEY]
+    assert isinstance(metrics, Metrics)
+    registry = scrape_registry(metrics, current_app.config["SETTINGS"].metrics_multiproc_dir)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return Response(encoder(registry.registry), status=HTTPStatus.OK, content_type=content_type)
+    return Response(encoder(registry), status=HTTPStatus.OK, content_type=content_type)

@@ -28,7 +28,7 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id and the extras."""
+    """One JSON object per line: time, level, logger, message, request_id, pid and the extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render the record; exceptions as type and frames only, since messages may quote input."""
@@ -38,6 +38,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or current_request_id() or "-",
+            "pid": record.process,  # which gunicorn worker, when several serve one instance
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:

@@ -3,6 +3,10 @@
 `records_converted`, `pushed` and `push_seconds` work with or without a Flask app context:
 inside one they count into that app's registry; outside (a sync worker thread, the CLI) into
 the registry of the app made last in this process, or a process-wide fallback when there is none.
+
+Under gunicorn with several workers, prometheus_client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set before the workers import it) writes every worker's values to files
+there, and a scrape sums them with `scrape_registry`, whichever worker answers it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from flask import current_app, has_app_context
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from service.store import LedgerStatus, StatusCounts
@@ -33,6 +38,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.outbox: OutboxCollector | None = None
         self.requests = Counter(
             "diarybridge_http_requests",
             "HTTP requests answered, by route rule, method and status.",
@@ -110,10 +116,24 @@ def install_metrics(extensions: dict[str, Any], read_counts: Callable[[], Status
     """Give an app (its `extensions`) its own metrics, including the outbox gauges."""
     global _last_installed
     metrics = Metrics()
-    metrics.registry.register(OutboxCollector(read_counts))
+    metrics.outbox = OutboxCollector(read_counts)
+    metrics.registry.register(metrics.outbox)
     extensions[EXTENSION_KEY] = metrics
     _last_installed = metrics
     return metrics
+
+
+def scrape_registry(metrics: Metrics, multiproc_dir: str) -> CollectorRegistry:
+    """What a scrape shows: the app's own registry, or with a multiprocess directory every
+    process's counters summed (a fresh registry per scrape, as prometheus_client prescribes)
+    plus the outbox gauges, which read the shared store and so are counted once."""
+    if not multiproc_dir:
+        return metrics.registry
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
+    if metrics.outbox is not None:
+        registry.register(metrics.outbox)
+    return registry
 
 
 def current() -> Metrics:
