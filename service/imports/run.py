@@ -187,7 +187,7 @@ class Importer:
             # Also when every record is unchanged in the outbox: one left queued by an earlier
             # run is due now, and this run answers for it.
             self.worker.drain(request_id)
-        for record in request_outcomes(self.sessions, request_id):
+        for record in request_outcomes(self.sessions, request_id, with_resources=False):
             position, _ = batch.get((RecordKind(record.kind), record.source_id), ("?", None))
             self._count(record, position)
 

@@ -49,10 +49,12 @@ def outcome_of(item: RequestItemResult) -> str:
     return item.status  # queued, failed, conflict, retracted: as the ledger says now
 
 
-def request_outcomes(sessions: sessionmaker[Session], request_id: str) -> list[RecordOutcome]:
+def request_outcomes(
+    sessions: sessionmaker[Session], request_id: str, *, with_resources: bool = True
+) -> list[RecordOutcome]:
     """The outcome of every record of one request (that the caller made), by ledger id."""
     with sessions.begin() as session:
-        items = store.request_results(session, request_id)
+        items = store.request_results(session, request_id, with_resources=with_resources)
     results = []
     for item in items:
         outcome = outcome_of(item)
