@@ -192,24 +192,31 @@ class Importer:
             self._count(record, position)
 
     def _count(self, record: RecordOutcome, position: str) -> None:
-        outcome = record.outcome
-        if outcome in ("created", "updated", "unchanged", "retracted", "superseded"):
-            setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
-        elif outcome == "queued":
-            if self.worker is None:
-                self.summary.queued += 1
-                return
-            self.summary.retry_later += 1
-        else:  # failed, conflict
-            self.summary.failed += 1
-        if outcome in ("created", "updated", "unchanged", "superseded"):
-            return
-        error = record.error
-        message = f"{outcome}: {error.get('code') or 'rejected'}" if error else outcome
-        if error and error.get("status"):
-            message += f" (HTTP {error['status']})"
-        self.summary.reasons[message] += 1
-        self._fail(position, record.source_id, "$", message)
+        summary, outcome = self.summary, record.outcome
+        if outcome == "created":
+            summary.created += 1
+        elif outcome == "updated":
+            summary.updated += 1
+        elif outcome == "unchanged":
+            summary.unchanged += 1
+        elif outcome == "superseded":
+            summary.superseded += 1  # someone sent newer content meanwhile: theirs to answer
+        elif outcome == "queued" and self.worker is None:
+            summary.queued += 1  # not pushed on purpose
+        else:
+            # Not on the server: say so, and why, in the summary and the failure report.
+            if outcome == "queued":
+                summary.retry_later += 1
+            elif outcome == "retracted":
+                summary.retracted += 1
+            else:  # failed, conflict
+                summary.failed += 1
+            error = record.error
+            message = f"{outcome}: {error.get('code') or 'rejected'}" if error else outcome
+            if error and error.get("status"):
+                message += f" (HTTP {error['status']})"
+            summary.reasons[message] += 1
+            self._fail(position, record.source_id, "$", message)
 
     def _invalid(self, checked: Checked) -> None:
         self.summary.invalid += 1
