@@ -16,19 +16,11 @@ from service.api.errors import ApiError
 from service.observability import current_request_id
 from service.schemas import RecordKind, load_records
 from service.sync.accept import accept_records
-from service.sync.push import Delivery, Outcome
+from service.sync.outcomes import RecordOutcome, request_outcomes
 from service.sync.runtime import SyncRuntime
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 
-# The ledger's status, as an outcome of a request that did not push the entry itself.
-OUTCOME_OF_STATUS = {
-    "sent": "unchanged",
-    "queued": "queued",
-    "failed": "failed",
-    "conflict": "conflict",
-    "retracted": "retracted",
-}
 Json = dict[str, Any]
 
 
@@ -57,22 +49,15 @@ def _resource_view(state: store.ResourceState) -> Json:
     }
 
 
-def _result(kind: RecordKind, source_id: str, namespace: str, delivery: Delivery | None) -> Json:
-    with sessions().begin() as session:
-        entry = store.get_entry(session, namespace, kind.value, source_id)
-    assert entry is not None  # accepted in this request
-    if delivery is not None and delivery.outcome is not Outcome.RETRY:
-        outcome = delivery.outcome.value
-    else:
-        outcome = OUTCOME_OF_STATUS.get(entry.status, entry.status)
+def _result(record: RecordOutcome) -> Json:
     result: Json = {
-        "kind": kind.value,
-        "id": source_id,
-        "outcome": outcome,
-        "resources": [_resource_view(r) for r in entry.resources],
+        "kind": record.kind,
+        "id": record.source_id,
+        "outcome": record.outcome,
+        "resources": [_resource_view(r) for r in record.resources],
     }
-    if outcome in ("failed", "conflict", "queued") and entry.last_error:
-        result["error"] = entry.last_error
+    if record.error:
+        result["error"] = record.error
     return result
 
 
@@ -90,12 +75,11 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
         body = {"request_id": request_id, "status_url": status_url, "accepted": len(records)}
         return body, HTTPStatus.ACCEPTED, headers
     worker = runtime().worker(request_id=current_request_id())
-    delivered = {(d.entry.kind, d.entry.source_id): d for d in worker.drain(request_id=request_id)}
+    worker.drain(request_id=request_id)
+    # Read back, not taken from the drain: another worker may have delivered some of them.
+    by_id = {r.source_id: r for r in request_outcomes(sessions(), request_id)}
     id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
-    results = []
-    for record in records:
-        source_id = getattr(record, id_field)
-        results.append(_result(kind, source_id, namespace, delivered.get((kind.value, source_id))))
+    results = [_result(by_id[getattr(record, id_field)]) for record in records]
     return (
         {"request_id": request_id, "status_url": status_url, "results": results},
         HTTPStatus.OK,

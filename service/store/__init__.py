@@ -40,6 +40,7 @@ from service.store.outbox import (
     mark_sent,
     release_claims,
 )
+from service.store.results import request_results
 from service.store.values import (
     AcceptItem,
     ClaimedEntry,
@@ -47,6 +48,7 @@ from service.store.values import (
     EntryView,
     ErrorInfo,
     RequestItemProgress,
+    RequestItemResult,
     RequestProgress,
     ResourceState,
     StatusCounts,
@@ -66,6 +68,7 @@ __all__ = [
     "MigrationError",
     "RecordKind",
     "RequestItemProgress",
+    "RequestItemResult",
     "RequestProgress",
     "ResourceState",
     "StatusCounts",
@@ -88,6 +91,7 @@ __all__ = [
     "mark_sent",
     "record_audit",
     "release_claims",
+    "request_results",
     "request_retraction",
     "requeue_failed",
     "status_counts",

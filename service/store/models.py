@@ -5,7 +5,8 @@ ledger_entry      one row per source record (namespace, kind, source_id unique) 
 ledger_resource   one row per FHIR resource produced from a ledger entry: business identifier,
                   server id, versionId / ETag, hash of what was last sent
 sync_request      one accepted POST (the 202 with a status URL): who, how many, when
-sync_request_item which ledger entries a request enqueued, with the hash it enqueued
+sync_request_item which ledger entries a request enqueued, with the hash it enqueued and
+                  what the delivery of that hash did (created / updated / unchanged)
 audit_log         who did what to which patient's data, when (ids and counts, no values)
 export_job        one bulk export: its request, status, runner heartbeat and manifest
 
@@ -178,6 +179,9 @@ class SyncRequestItem(Base):
     )
     content_hash: Mapped[str] = mapped_column(String(64))
     disposition: Mapped[str] = mapped_column(String(16))  # what accept() did: see Disposition
+    # created | updated | unchanged: what the delivery of this content_hash did on the server,
+    # recorded by whichever worker delivered it, so the request's answer can say so.
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditLog(Base):

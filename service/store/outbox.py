@@ -21,6 +21,7 @@ from service.store.models import (
     LedgerStatus,
     SyncRequestItem,
     ledger_entry_table,
+    sync_request_item_table,
 )
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
 
@@ -115,13 +116,28 @@ def mark_sent(
     entry: ClaimedEntry,
     resources: Sequence[ResourceState],
     *,
+    outcome: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Record a delivered entry and its resources' server ids/versions; returns the new status.
 
+    `outcome` (created / updated / unchanged) is kept on every request item that enqueued this
+    content and has none yet: whichever worker delivers, those requests can tell what happened.
     If new content arrived while the worker pushed, the entry is queued again instead of 'sent'.
     """
-    return _mark_delivered(session, entry, resources, LedgerStatus.SENT, now or utcnow())
+    status = _mark_delivered(session, entry, resources, LedgerStatus.SENT, now or utcnow())
+    if outcome is not None:
+        items = sync_request_item_table.c
+        session.execute(
+            update(sync_request_item_table)
+            .where(
+                items.ledger_id == entry.ledger_id,
+                items.content_hash == entry.content_hash,
+                items.outcome.is_(None),
+            )
+            .values(outcome=outcome)
+        )
+    return status
 
 
 def mark_retracted(

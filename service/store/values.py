@@ -106,6 +106,21 @@ class RequestItemProgress:
 
 
 @dataclass(frozen=True)
+class RequestItemResult:
+    """One item of a sync request with what is known of its delivery, to answer the request."""
+
+    kind: str
+    source_id: str
+    disposition: str  # what accept() did: see Disposition
+    content_hash: str  # the content this request sent
+    delivered: str | None  # created | updated | unchanged, once that content was delivered
+    status: str  # the entry's status now (it may concern newer content: see entry_hash)
+    entry_hash: str  # the entry's content now
+    last_error: dict[str, Any] | None
+    resources: tuple[ResourceState, ...] = ()
+
+
+@dataclass(frozen=True)
 class RequestProgress:
     """Progress of an accepted sync request."""
 

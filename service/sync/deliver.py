@@ -21,7 +21,7 @@ def record_delivery(session: Session, delivery: Delivery) -> None:
     """Write one push outcome to the ledger (in the caller's transaction)."""
     entry = delivery.entry
     if delivery.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
-        store.mark_sent(session, entry, delivery.resources)
+        store.mark_sent(session, entry, delivery.resources, outcome=delivery.outcome.value)
     elif delivery.outcome is Outcome.RETRACTED:
         store.mark_retracted(session, entry, delivery.resources)
     elif delivery.outcome is Outcome.CONFLICT:

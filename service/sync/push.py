@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from marshmallow import ValidationError
 
@@ -327,20 +327,112 @@ class Pusher:
     def _finish(
         self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
     ) -> Delivery:
-        states = [_state(w, r) for w, r in zip(plan.writes, results, strict=True)]
+        try:
+            settled = self._settle_existing(entry, plan, results)
+        except FhirClientError as exc:
+            return self._failure(entry, plan, exc)
+        if isinstance(settled, Delivery):
+            return settled
+        written, found = settled
+        states = [_state(w, r) for w, r in zip(plan.writes, written, strict=True)]
         states.extend(plan.unchanged)
         if plan.dropped:
             try:
                 states.extend(self.retract(plan.dropped))
             except FhirClientError as exc:
                 return self._failure(entry, plan, exc)
-        if not plan.writes and not plan.dropped:
+        changed = len(plan.writes) - found.count(_Found.SAME)
+        if not changed and not plan.dropped:
             outcome = Outcome.UNCHANGED
-        elif any(w.is_update for w in plan.writes) or plan.dropped or plan.unchanged:
+        elif (
+            any(w.is_update for w in plan.writes)
+            or plan.dropped
+            or plan.unchanged
+            or any(f is not _Found.NEW for f in found)
+        ):
             outcome = Outcome.UPDATED
         else:
             outcome = Outcome.CREATED
         return Delivery(entry, outcome, tuple(states))
+
+    def _settle_existing(
+        self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
+    ) -> tuple[list[WriteResult], list[_Found]] | Delivery:
+        """Make the server hold our content where a conditional create found a resource.
+
+        A 200 to a conditional create means the server already had a resource with our
+        identifier the ledger did not know (ledger lost, a second instance, a migrated
+        database) and did NOT take our content. Recording it as sent would make every resend
+        `unchanged` while server and app disagree, so: read it, refuse it if it is another
+        patient's, keep it if it already equals ours, else update it with If-Match on the
+        version just read (a 412 then is a conflict, nothing overwritten).
+        """
+        found = [
+            _Found.EXISTING if _existing(w, r) else _Found.NEW
+            for w, r in zip(plan.writes, results, strict=True)
+        ]
+        written: list[WriteResult] = list(results)
+        if _Found.EXISTING not in found:
+            return written, found
+        # Where each resource of this record lives now, for the references in our bodies.
+        located = {
+            w.full_url: f"{w.resource_type}/{r.id}"
+            for w, r in zip(plan.writes, results, strict=True)
+            if r.id
+        }
+        for index, write in enumerate(plan.writes):
+            if found[index] is not _Found.EXISTING:
+                continue
+            server_id = results[index].id
+            if server_id is None:
+                # A 200 without a location: we cannot tell which resource holds our identifier,
+                # and asking again gets the same answer.
+                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="no_location"))
+            theirs = self.client.read(write.resource_type, server_id, request_id=self.request_id)
+            if not self._same_subject(write.body.get("subject"), theirs.get("subject")):
+                # Ids and counts only: never the other patient's resource or reference.
+                log.warning(
+                    "entry %s: %s/%s with our identifier has another subject; not updated",
+                    entry.ledger_id,
+                    write.resource_type,
+                    server_id,
+                )
+                return Delivery(
+                    entry,
+                    Outcome.FAILED,
+                    error=ErrorInfo(
+                        code="other_patient",
+                        diagnostics=f"{write.resource_type}/{server_id} has this record's "
+                        "identifier but another subject; it was not changed",
+                    ),
+                )
+            ours = rewrite_references(write.body, located)
+            ours["id"] = server_id
+            version = (theirs.get("meta") or {}).get("versionId")
+            if _content(ours) == _content(theirs):
+                found[index] = _Found.SAME
+                written[index] = replace(results[index], version_id=version, etag=None)
+                continue
+            try:
+                written[index] = self.client.update(
+                    ours, if_match=version, request_id=self.request_id
+                )
+            except PreconditionFailed as exc:
+                copies = {
+                    f"{write.resource_type}/{server_id}": {
+                        "ours": ours,
+                        "theirs": self._read_or_none(write.resource_type, server_id),
+                        "version_we_last_saw": version,
+                    }
+                }
+                return Delivery(
+                    entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies
+                )
+        return written, found
+
+    def _same_subject(self, ours: Any, theirs: Any) -> bool:
+        """True when both name the same patient (a reference on another server never does)."""
+        return _subject_key(ours, self.client) == _subject_key(theirs, self.client)
 
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)
@@ -415,6 +507,39 @@ class Pusher:
             result = self.client.update(current, if_match=version, request_id=self.request_id)
             done.append(replace(state, version_id=result.version_id, etag=result.etag))
         return done
+
+
+class _Found(StrEnum):
+    """What a write found on the server."""
+
+    NEW = "new"  # created, or updated a resource the ledger knew
+    EXISTING = "existing"  # a conditional create matched a resource the ledger did not know
+    SAME = "same"  # ... which already held exactly our content
+
+
+def _existing(write: PlannedWrite, result: WriteResult) -> bool:
+    """A conditional create answered 200, not 201: the server kept what it had."""
+    return write.request["method"] == "POST" and result.status == HTTPStatus.OK
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource without what the server owns (id, meta, narrative), to compare contents."""
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
+
+
+def _subject_key(subject: Any, client: FhirClient) -> tuple[str | None, ...] | None:
+    if not isinstance(subject, dict):
+        return None
+    reference = subject.get("reference")
+    if isinstance(reference, str) and reference:
+        if "://" in reference and not client.owns_url(reference):
+            return ("foreign", reference)  # another server's patient is never ours
+        segments = [s for s in urlsplit(reference).path.split("/") if s]
+        return ("reference", *segments[-2:])
+    identifier = subject.get("identifier")
+    if isinstance(identifier, dict):
+        return ("identifier", identifier.get("system"), identifier.get("value"))
+    return None
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -383,3 +383,36 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactor
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     unknown = client.get(f"/patients/{patient}/observations?subject=Patient/x", headers=BATCH)
     assert unknown.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_conditional_create_that_finds_our_resource_updates_it_and_records_the_truth(
+    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+) -> None:
+    # The server answers 200 to a conditional create when it already has a resource with our
+    # identifier (here: a lost ledger). It did not take what we sent: we must update it.
+    patient = unique_patient("condcreate")
+    entry = month_of_entries(patient, days=1)[0]
+    strategy = {"DIARYBRIDGE_FHIR_PUSH_STRATEGY": "conditional-create"}
+    assert set(
+        outcomes(new_client(**strategy).post("/sync/diary-entries", json=entry, headers=BATCH))
+    ) == {"created"}
+    changed = {**entry, "fatigue": (entry["fatigue"] + 4) % 11}
+    fresh = new_client(**strategy)  # an empty ledger: nothing known of the first push
+
+    second = fresh.post("/sync/diary-entries", json=changed, headers=BATCH)
+
+    assert outcomes(second) == ["updated"]
+    value = f"diary-entry/{entry['entry_id']}/fatigue"
+    assert count_resources("Observation", SYSTEM, value) == 1
+    found = requests.get(
+        f"{fhir_server}/Observation", params={"identifier": f"{SYSTEM}|{value}"}, timeout=10
+    ).json()
+    assert [e["resource"]["valueInteger"] for e in found["entry"]] == [changed["fatigue"]]
+    view = fresh.get(f"/sync/entries/diary-entry/{entry['entry_id']}", headers=BATCH).json
+    assert view["status"] == "sent"
+    third = fresh.post("/sync/diary-entries", json=changed, headers=BATCH)
+    assert outcomes(third) == ["unchanged"]
+    # Resent unchanged content from yet another empty ledger finds it all in place.
+    assert outcomes(
+        new_client(**strategy).post("/sync/diary-entries", json=changed, headers=BATCH)
+    ) == ["unchanged"]
