@@ -15,11 +15,12 @@ from tests.integration.test_sync_push_pull import (
     month_of_entries,
     new_client,
     outcomes,
+    server,
     unique_patient,
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["new_client"]  # the fixture, imported to be used here
+__all__ = ["new_client", "server"]  # the fixtures, imported to be used here
 
 
 def deliver_before_the_drain(
