@@ -160,7 +160,9 @@ class Settings:
     metrics_public: bool = False  # True: GET /metrics without credentials
     sync_async: bool = False  # True: POST /sync/* answers 202 and the worker delivers
     worker_in_process: bool = True  # `serve` runs a delivery worker thread
-    lease_seconds: float = 300.0  # how long a worker holds claimed entries before others may
+    # How long a claim holds without renewal; a running batch renews it (heartbeat), so this
+    # bounds how long a crashed process's claims wait before another worker may take them.
+    lease_seconds: float = 30.0
     # Records a worker claims at once; their outcomes are recorded after they are all pushed,
     # so this bounds what a crash re-sends and how long a batch holds its lease.
     worker_batch: int = 50
@@ -186,7 +188,7 @@ class Settings:
             metrics_public=_bool(env, "DIARYBRIDGE_METRICS_PUBLIC", False),
             sync_async=_bool(env, "DIARYBRIDGE_SYNC_ASYNC", False),
             worker_in_process=_bool(env, "DIARYBRIDGE_WORKER_IN_PROCESS", True),
-            lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 300.0),
+            lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 30.0),
             worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
             exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),

@@ -39,6 +39,7 @@ from service.store.outbox import (
     mark_retracted,
     mark_sent,
     release_claims,
+    renew_claims,
 )
 from service.store.values import (
     AcceptItem,
@@ -88,6 +89,7 @@ __all__ = [
     "mark_sent",
     "record_audit",
     "release_claims",
+    "renew_claims",
     "request_retraction",
     "requeue_failed",
     "status_counts",

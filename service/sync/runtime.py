@@ -11,7 +11,7 @@ from service.config import FhirServerSettings
 from service.fhir_client import FhirClient
 from service.sync.push import Pusher
 from service.sync.target import make_client
-from service.sync.worker import Worker
+from service.sync.worker import DEFAULT_LEASE_SECONDS, Worker
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class SyncRuntime:
         fhir: FhirServerSettings,
         sessions: sessionmaker[Session],
         *,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         batch_size: int = 50,
     ) -> None:
         self.fhir = fhir
