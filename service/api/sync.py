@@ -90,7 +90,9 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
         body = {"request_id": request_id, "status_url": status_url, "accepted": len(records)}
         return body, HTTPStatus.ACCEPTED, headers
     worker = runtime().worker(request_id=current_request_id())
-    delivered = {(d.entry.kind, d.entry.source_id): d for d in worker.drain(request_id=request_id)}
+    # Within the budget: a slow or hung server leaves the rest `queued` for the worker.
+    drained = worker.drain(request_id=request_id, budget=settings.sync_push_budget_seconds)
+    delivered = {(d.entry.kind, d.entry.source_id): d for d in drained}
     id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
     results = []
     for record in records:

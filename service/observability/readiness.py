@@ -1,8 +1,16 @@
-"""Readiness checks: the database answers, and the FHIR server (when configured) answers."""
+"""Readiness checks: the database answers; the FHIR server's state is reported, never waited on.
+
+The FHIR server does not gate readiness: every instance shares it, and while it is away the API
+still accepts records into the outbox (the worker delivers later), so taking instances out of
+rotation would only turn a delivery delay into an outage.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
@@ -13,7 +21,8 @@ from service.config import FhirServerSettings
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, NOT_CONFIGURED = "ok", "failed", "not_configured"
+OK, FAILED, NOT_CONFIGURED, UNKNOWN = "ok", "failed", "not_configured", "unknown"
+GATING = ("database",)  # checks whose failure makes the instance not ready
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,8 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        """Whether every check passed (or was not configured)."""
-        return FAILED not in self.checks.values()
+        """Whether every gating check passed."""
+        return all(self.checks.get(name) != FAILED for name in GATING)
 
 
 def database_answers(engine: Engine) -> bool:
@@ -57,11 +66,50 @@ def fhir_server_answers(fhir: FhirServerSettings, timeout: float) -> bool:
     return True
 
 
-def check_readiness(engine: Engine, fhir: FhirServerSettings, timeout: float) -> Readiness:
-    """Run every check; the FHIR server only when a base URL is configured."""
-    checks = {"database": OK if database_answers(engine) else FAILED}
-    if not fhir.base_url:
-        checks["fhir_server"] = NOT_CONFIGURED
-    else:
-        checks["fhir_server"] = OK if fhir_server_answers(fhir, timeout) else FAILED
+class FhirProbe:
+    """The FHIR server's /metadata, probed in a background thread at most every `ttl` seconds.
+
+    Asking never waits: it answers the last known state ("unknown" before the first probe
+    ends) and starts a new probe when that state is stale. One probe runs at a time.
+    """
+
+    def __init__(
+        self,
+        fhir: FhirServerSettings,
+        timeout: float,
+        ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fhir, self.timeout, self.ttl = fhir, timeout, ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = UNKNOWN
+        self._at: float | None = None
+        self._running = False
+
+    def state(self) -> str:
+        """ok, failed or unknown, as last seen; starts a probe in the background when stale."""
+        if not self.fhir.base_url:
+            return NOT_CONFIGURED
+        with self._lock:
+            stale = self._at is None or self._clock() - self._at >= self.ttl
+            if stale and not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._probe, name="diarybridge-fhir-probe", daemon=True
+                ).start()
+            return self._state
+
+    def _probe(self) -> None:
+        state = FAILED
+        try:
+            state = OK if fhir_server_answers(self.fhir, self.timeout) else FAILED
+        finally:
+            with self._lock:
+                self._state, self._at, self._running = state, self._clock(), False
+
+
+def check_readiness(engine: Engine, fhir_state: str) -> Readiness:
+    """Check the database now; report the FHIR server's state as given (never waited on)."""
+    checks = {"database": OK if database_answers(engine) else FAILED, "fhir_server": fhir_state}
     return Readiness(checks)

@@ -7,11 +7,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import store
+from service.fhir_client import time_budget
 from service.store import ClaimedEntry
 from service.sync.deliver import deliver
 from service.sync.push import Delivery, Pusher
@@ -94,11 +95,18 @@ class Worker:
             done.set()
             thread.join()
 
-    def drain(self, request_id: str | None = None) -> list[Delivery]:
-        """Deliver until nothing due is left (entries backing off stay queued for later)."""
+    def drain(self, request_id: str | None = None, budget: float | None = None) -> list[Delivery]:
+        """Deliver until nothing due is left (entries backing off stay queued for later).
+
+        With a `budget` (seconds), FHIR calls stop when it is spent: what was not delivered by
+        then stays queued for the worker. A batch of which nothing could be sent ends the drain.
+        """
         done: list[Delivery] = []
-        while batch := self.run_once(request_id):
-            done.extend(batch)
+        with time_budget(budget) if budget is not None else nullcontext():
+            while batch := self.run_once(request_id):
+                done.extend(batch)
+                if not any(d.attempted for d in batch):
+                    break
         return done
 
     def run(self, stop: threading.Event) -> None:
@@ -110,6 +118,7 @@ class Worker:
             except Exception:  # a worker must outlive one bad batch
                 log.exception("sync worker %s: batch failed", self.name)
                 delivered = []
-            if not delivered:
+            if not any(d.attempted for d in delivered):
+                # Idle, or the server is refused (circuit open): don't spin on the queue.
                 stop.wait(self.idle_seconds)
         log.info("sync worker %s stopped", self.name)
