@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
-from flask import Flask
+from flask import Flask, request
 
 from service import observability
 from service.api import (
@@ -21,8 +22,17 @@ from service.api import (
 )
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
-from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
+from service.store import (
+    SchemaGate,
+    StatusCounts,
+    StorageUnavailable,
+    make_engine,
+    make_session_factory,
+    status_counts,
+)
 from service.sync.runtime import SyncRuntime
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -35,7 +45,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["TESTING"] = settings.testing
 
     engine = make_engine(settings.database_url)
-    upgrade(engine)  # the schema is ours to keep current; safe when several processes start
+    # The schema is ours to keep current (safe when several processes start). A database that
+    # cannot be reached yet does not stop the start: requests answer 503 until it can.
+    schema = SchemaGate(engine)
+    try:
+        schema.ensure()
+    except StorageUnavailable as exc:
+        log.warning("database unavailable at start (%s); retried on use", exc.kind)
+    app.extensions["diarybridge.schema"] = schema
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
     app.extensions["diarybridge.sync"] = SyncRuntime(
@@ -48,6 +65,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["diarybridge.page_key"] = secrets.token_bytes(32)
 
     errors.register_error_handlers(app)
+
+    @app.before_request
+    def _schema_current() -> None:
+        if request.endpoint not in ("health.healthz", "health.readyz"):
+            schema.ensure()  # raises StorageUnavailable (503) while the database is away
+
     # First, so the request id exists before authentication and its access line comes last.
     metrics = observability.install_metrics(app.extensions, lambda: _outbox_counts(app))
     observability.install_request_hooks(app, metrics)

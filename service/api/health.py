@@ -29,7 +29,11 @@ def readyz() -> tuple[dict[str, Any], HTTPStatus]:
     runtime: SyncRuntime = current_app.extensions["diarybridge.sync"]
     # An open circuit is fresher news than the last probe, and costs no call.
     fhir_state = FAILED if runtime.circuit_open() else probe.state()
-    readiness = check_readiness(current_app.extensions["diarybridge.engine"], fhir_state)
+    readiness = check_readiness(
+        current_app.extensions["diarybridge.engine"],
+        fhir_state,
+        current_app.extensions.get("diarybridge.schema"),
+    )
     if readiness.ready:
         return {"status": "ready", "checks": readiness.checks}, HTTPStatus.OK
     return {"status": "not_ready", "checks": readiness.checks}, HTTPStatus.SERVICE_UNAVAILABLE

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from service.config import FhirServerSettings
+from service.store import SchemaGate, probe_write
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,16 @@ class Readiness:
         return all(self.checks.get(name) != FAILED for name in GATING)
 
 
-def database_answers(engine: Engine) -> bool:
-    """Whether the database answers SELECT 1."""
+def database_answers(engine: Engine, schema: SchemaGate | None = None) -> bool:
+    """Whether the database takes a write (rolled back): a full, read-only or unreachable
+    store takes the instance out of rotation, not only one that is down."""
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        if schema is not None:
+            schema.ensure()
+        probe_write(engine)
     except Exception as exc:  # any driver error means "not ready", whatever its type
-        log.warning("readiness: database check failed: %s", type(exc).__name__)
+        kind = getattr(exc, "kind", None)
+        log.warning("readiness: database check failed: %s", kind or type(exc).__name__)
         return False
     return True
 
@@ -109,7 +112,8 @@ class FhirProbe:
                 self._state, self._at, self._running = state, self._clock(), False
 
 
-def check_readiness(engine: Engine, fhir_state: str) -> Readiness:
+def check_readiness(engine: Engine, fhir_state: str, schema: SchemaGate | None = None) -> Readiness:
     """Check the database now; report the FHIR server's state as given (never waited on)."""
-    checks = {"database": OK if database_answers(engine) else FAILED, "fhir_server": fhir_state}
+    database = OK if database_answers(engine, schema) else FAILED
+    checks = {"database": database, "fhir_server": fhir_state}
     return Readiness(checks)
