@@ -72,6 +72,8 @@ def storage_failure(error: BaseException | None, is_disconnect: bool = False) ->
 
 
 def _raise_storage_unavailable(context: ExceptionContext) -> None:
+    if context.is_pre_ping:
+        return  # the pool's ping of a dead connection: it reconnects, the caller never knows
     kind = storage_failure(context.original_exception, context.is_disconnect)
     if kind is not None:
         # from None: the driver's text (SQL and its parameters) must not reach logs or answers.

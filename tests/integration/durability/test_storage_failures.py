@@ -10,16 +10,19 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, make_url, text
 
 from service.app import create_app
 from service.config import Settings
 from tests.api.contract import ContractClient
 from tests.conftest import KEYS, make_env
-from tests.integration.durability.helpers import diary_payloads, ledger, unique_patient
+from tests.durability_proxy.tcp import TcpGate
+from tests.integration.durability.conftest import PG_ADMIN_DSN, migrated_sessions
+from tests.integration.durability.helpers import diary_payloads, ledger, unique_patient, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +30,8 @@ ASYNC = {"X-API-Key": KEYS["batch"]["key"], "Prefer": "respond-async"}
 Pragma = Callable[[Engine], str]
 
 
-def contract_app(tmp_path: Path) -> Flask:
-    app = create_app(Settings.from_env(make_env(tmp_path)))
+def contract_app(tmp_path: Path, **env: str) -> Flask:
+    app = create_app(Settings.from_env(make_env(tmp_path, **env)))
     app.test_client_class = ContractClient
     return app
 
@@ -114,3 +117,57 @@ def test_a_write_failing_in_the_audit_hook_is_a_503_too(tmp_path: Path) -> None:
     with fault(engine, "PRAGMA query_only = ON"):
         # The read succeeds; the audit row it owes cannot be written, so it is not answered.
         assert_unavailable(client.get(url, headers={"X-API-Key": KEYS["batch"]["key"]}))
+
+
+def test_postgresql_refusing_connections_at_start_and_mid_run(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = make_url(postgres_url)
+    gate = TcpGate((url.host or "127.0.0.1", url.port or 5432))  # shut: the port refuses
+    through_gate = url.set(port=gate.port).render_as_string(hide_password=False)
+    try:
+        # The app starts although its database cannot be reached, and says so.
+        app = contract_app(tmp_path, DATABASE_URL=through_gate)
+        client: FlaskClient = app.test_client()
+        payloads = diary_payloads(unique_patient("pg"), 6)
+        acknowledged: list[dict[str, Any]] = []
+
+        def send(payload: dict[str, Any]) -> int:
+            response = client.post("/sync/diary-entries", json=payload, headers=ASYNC)
+            if response.status_code == HTTPStatus.ACCEPTED:
+                acknowledged.append(payload)
+            else:
+                assert_unavailable(response)
+            return int(response.status_code)
+
+        assert send(payloads[0]) == HTTPStatus.SERVICE_UNAVAILABLE
+        assert client.get("/readyz").status_code == HTTPStatus.SERVICE_UNAVAILABLE
+        assert client.get("/healthz").status_code == HTTPStatus.OK
+
+        gate.open()  # PostgreSQL is back: the schema is made on first use, then all is normal
+        wait_until(lambda: send(payloads[0]) == HTTPStatus.ACCEPTED, 20, "the database to serve")
+        assert client.get("/readyz").status_code == HTTPStatus.OK
+        assert send(payloads[1]) == HTTPStatus.ACCEPTED
+
+        # Backends terminated under the pool (a PostgreSQL restart): pre-ping reconnects.
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (url.database,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert send(payloads[2]) == HTTPStatus.ACCEPTED
+
+        gate.shut()  # mid-run: connections cut, the port refuses
+        assert send(payloads[3]) == HTTPStatus.SERVICE_UNAVAILABLE
+        assert client.get("/readyz").status_code == HTTPStatus.SERVICE_UNAVAILABLE
+        gate.open()
+        wait_until(lambda: send(payloads[3]) == HTTPStatus.ACCEPTED, 20, "the database again")
+        assert send(payloads[4]) == HTTPStatus.ACCEPTED
+    finally:
+        gate.shut()
+
+    stored = ledger(migrated_sessions(postgres_url))
+    assert sorted(stored) == sorted(p["entry_id"] for p in acknowledged)
+    assert len(stored) == 5
