@@ -17,14 +17,20 @@ from typing import Any
 import pytest
 import requests
 
+from service.config import FhirServerSettings
+from service.store import claim_batch
+from service.sync.accept import accept_records
+from service.sync.runtime import SyncRuntime
 from tests.conftest import KEYS
 from tests.durability_proxy.hanging import HangingServer
 from tests.fhir_server import free_port
 from tests.integration.durability.conftest import migrated_sessions
 from tests.integration.durability.helpers import (
+    NAMESPACE,
     REPO,
     diary_payloads,
     ledger,
+    records_of,
     unique_patient,
     worker_env,
 )
@@ -141,3 +147,24 @@ def test_a_hung_fhir_server_does_not_stall_the_api(
     state = ledger(migrated_sessions(sqlite_url))
     assert sorted(state) == sorted(p["entry_id"] for p in payloads)
     assert {status for status, _ in state.values()} == {"queued"}
+
+
+def test_records_the_open_circuit_kept_from_the_server_keep_their_attempts(
+    sqlite_url: str,
+) -> None:
+    sessions = migrated_sessions(sqlite_url)
+    given = records_of(diary_payloads(unique_patient("open-circuit"), 3))
+    accept_records(sessions, NAMESPACE, given)
+    with HangingServer(lifetime=30) as hung:
+        runtime = SyncRuntime(FhirServerSettings(base_url=hung.base_url), sessions)
+        breaker = runtime.client.breaker
+        assert breaker is not None
+        for _ in range(breaker.failures):
+            breaker.failed()
+        delivered = runtime.worker().drain()
+        assert hung.accepted == 0  # refused before a connection was made
+    assert [d.attempted for d in delivered] == [False] * 3
+    # Back in the queue as they were: no attempt used up, due at once, nobody's claim.
+    assert sorted(ledger(sessions).values()) == [("queued", 0)] * 3
+    with sessions.begin() as session:
+        assert len(claim_batch(session, "next", 10, 30)) == 3
