@@ -66,16 +66,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register_error_handlers(app)
 
-    @app.before_request
-    def _schema_current() -> None:
-        if request.endpoint not in ("health.healthz", "health.readyz"):
-            schema.ensure()  # raises StorageUnavailable (503) while the database is away
-
     # First, so the request id exists before authentication and its access line comes last.
     metrics = observability.install_metrics(app.extensions, lambda: _outbox_counts(app))
     observability.install_request_hooks(app, metrics)
     auth.install(app, Authenticator(SecuritySettings.from_mapping(settings.security_env)))
     audit.install(app)
+
+    @app.before_request  # after the request id and authentication hooks, so 503s carry both
+    def _schema_current() -> None:
+        if request.endpoint not in ("health.healthz", "health.readyz"):
+            schema.ensure()  # raises StorageUnavailable (503) while the database is away
+
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(convert.bp)
