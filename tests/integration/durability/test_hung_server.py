@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import requests
 
-from service.config import FhirServerSettings
+from service.app import create_app
+from service.config import FhirServerSettings, Settings
 from service.store import claim_batch
 from service.sync.accept import accept_records
 from service.sync.runtime import SyncRuntime
-from tests.conftest import KEYS
+from tests.conftest import KEYS, make_env
 from tests.durability_proxy.hanging import HangingServer
 from tests.fhir_server import free_port
 from tests.integration.durability.conftest import migrated_sessions
@@ -32,6 +33,7 @@ from tests.integration.durability.helpers import (
     ledger,
     records_of,
     unique_patient,
+    wait_until,
     worker_env,
 )
 
@@ -168,3 +170,23 @@ def test_records_the_open_circuit_kept_from_the_server_keep_their_attempts(
     assert sorted(ledger(sessions).values()) == [("queued", 0)] * 3
     with sessions.begin() as session:
         assert len(claim_batch(session, "next", 10, 30)) == 3
+
+
+def test_readyz_never_waits_on_a_hung_fhir_server(tmp_path: Path) -> None:
+    with HangingServer(lifetime=30) as hung:
+        env = make_env(
+            tmp_path, DIARYBRIDGE_FHIR_BASE_URL=hung.base_url, DIARYBRIDGE_READINESS_TIMEOUT="3"
+        )
+        client = create_app(Settings.from_env(env)).test_client()
+        for _ in range(3):
+            seconds, response = timed(lambda: client.get("/readyz"))
+            assert seconds < 1.0
+            assert response.status_code == 200  # type: ignore[union-attr]
+            assert response.json["checks"]["fhir_server"] == "unknown"  # type: ignore[union-attr]
+        # The background probe gives up after its own timeout and says so; still ready.
+        wait_until(
+            lambda: client.get("/readyz").json["checks"]["fhir_server"] == "failed",  # type: ignore[index]
+            10,
+            "the background probe to time out",
+        )
+        assert hung.accepted == 1  # one probe at a time, not one per /readyz
