@@ -16,8 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, make_url, text
 
+from service.api import audit
 from service.app import create_app
 from service.config import Settings
+from service.store import StorageUnavailable
+from service.store.engine import RETRY_AFTER_SECONDS
 from tests.api.contract import ContractClient
 from tests.conftest import KEYS, make_env
 from tests.durability_proxy.tcp import TcpGate
@@ -107,16 +110,23 @@ def test_a_store_that_cannot_write_answers_503_and_loses_nothing_acknowledged(
     assert {status for status, _ in stored.values()} == {"queued"}
 
 
-def test_a_write_failing_in_the_audit_hook_is_a_503_too(tmp_path: Path) -> None:
+def test_a_write_failing_in_the_audit_hook_is_a_503_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = contract_app(tmp_path)
     client: FlaskClient = app.test_client()
-    engine: Engine = app.extensions["diarybridge.engine"]
     payload = diary_payloads(unique_patient("audit"), 1)[0]
     client.post("/sync/diary-entries", json=payload, headers=ASYNC)
     url = f"/sync/entries/diary-entry/{payload['entry_id']}"
-    with fault(engine, "PRAGMA query_only = ON"):
-        # The read succeeds; the audit row it owes cannot be written, so it is not answered.
-        assert_unavailable(client.get(url, headers={"X-API-Key": KEYS["batch"]["key"]}))
+
+    def disk_full(*_args: Any, **_kwargs: Any) -> int:
+        raise StorageUnavailable("full", RETRY_AFTER_SECONDS["full"])
+
+    # The view's read succeeds; the audit row it owes (written after the view, in a hook
+    # Flask turns into a 500) cannot be, so the read is not answered either.
+    monkeypatch.setattr(audit, "record_audit", disk_full)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production, not as in testing mode
+    assert_unavailable(client.get(url, headers={"X-API-Key": KEYS["batch"]["key"]}))
 
 
 def test_postgresql_refusing_connections_at_start_and_mid_run(
