@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
+from service.store import StorageUnavailable
 from service.sync.target import NoFhirServer
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,13 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         HTTPStatus.UNPROCESSABLE_ENTITY,
         "unsupported_version",
         None,
+    ),
+    # Disk full, read-only, unreachable or busy database (Retry-After says when to try again).
+    (
+        StorageUnavailable,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the database cannot serve now; try again later",
     ),
     # The clinic's FHIR server: not configured, or failing. Its diagnostics may echo patient
     # values, so the answer names the failure only.
@@ -137,17 +146,27 @@ def register_error_handlers(app: Flask) -> None:
         response.headers.update(exc.headers)
         return response
 
+    handlers: dict[type[Exception], Callable[[Exception], Response]] = {}
     for exc_type, status, code, message in TABLE:
 
         def handler(
             exc: Exception, status: HTTPStatus = status, code: str = code, msg: str | None = message
         ) -> Response:
-            return error_response(status, code, msg or str(exc), _problems(exc))
+            response = error_response(status, code, msg or str(exc), _problems(exc))
+            if isinstance(exc, StorageUnavailable):
+                response.headers["Retry-After"] = str(exc.retry_after)
+                log.warning("storage unavailable: %s", exc.kind)
+            return response
 
         app.register_error_handler(exc_type, handler)
+        handlers[exc_type] = handler
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        original = getattr(exc, "original_exception", None)
+        if isinstance(original, StorageUnavailable):
+            # Raised in an after-request hook (the audit write): Flask hands it over as a 500.
+            return handlers[StorageUnavailable](original)
         status = HTTPStatus(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
         code = status.phrase.lower().replace(" ", "_")
         return error_response(status, code, exc.description or status.phrase)

@@ -75,7 +75,8 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
         body = {"request_id": request_id, "status_url": status_url, "accepted": len(records)}
         return body, HTTPStatus.ACCEPTED, headers
     worker = runtime().worker(request_id=current_request_id())
-    worker.drain(request_id=request_id)
+    # Within the budget: a slow or hung server leaves the rest `queued` for the worker.
+    worker.drain(request_id=request_id, budget=settings.sync_push_budget_seconds)
     # Read back, not taken from the drain: another worker may have delivered some of them.
     by_id = {r.source_id: r for r in request_outcomes(sessions(), request_id)}
     id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"

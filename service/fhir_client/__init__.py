@@ -10,6 +10,7 @@ with build_client(FhirClientConfig(base_url="https://fhir.example/r4")) as fhir:
 """
 
 from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
+from .breaker import BreakerState, CircuitBreaker
 from .bulk import (
     BulkExportCancelled,
     BulkExportTimeout,
@@ -31,11 +32,13 @@ from .capabilities import (
     parse_capability_statement,
     release_for_version,
 )
-from .client import FhirClient, bundle_is_idempotent
+from .client import FhirClient, bundle_is_idempotent, time_budget
 from .config import AuthConfig, FhirClientConfig, build_auth, build_client
 from .errors import (
     AuthenticationError,
     BadRequest,
+    BudgetExhausted,
+    CircuitOpen,
     Conflict,
     FhirClientError,
     FhirServerError,
@@ -45,6 +48,7 @@ from .errors import (
     InvalidServerResponse,
     MethodNotAllowed,
     NotFound,
+    NotSent,
     PagingLoop,
     PreconditionFailed,
     ServerError,
@@ -66,11 +70,15 @@ __all__ = [
     "BadRequest",
     "BasicAuth",
     "BearerTokenAuth",
+    "BreakerState",
+    "BudgetExhausted",
     "BulkExportCancelled",
     "BulkExportTimeout",
     "BulkManifest",
     "BulkOutput",
     "BulkStatus",
+    "CircuitBreaker",
+    "CircuitOpen",
     "Conflict",
     "EntryResult",
     "FhirClient",
@@ -83,6 +91,7 @@ __all__ = [
     "InvalidServerResponse",
     "MethodNotAllowed",
     "NotFound",
+    "NotSent",
     "OperationOutcome",
     "OutcomeIssue",
     "PagingLoop",
@@ -113,5 +122,6 @@ __all__ = [
     "parse_manifest",
     "parse_operation_outcome",
     "release_for_version",
+    "time_budget",
     "wait_for_manifest",
 ]

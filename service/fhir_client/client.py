@@ -6,7 +6,10 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -17,8 +20,16 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from .auth import RefreshableAuth
+from .breaker import CircuitBreaker
 from .capabilities import ServerCapabilities, parse_capability_statement
-from .errors import FhirTransportError, InvalidServerResponse, error_for_status
+from .errors import (
+    BudgetExhausted,
+    CircuitOpen,
+    FhirTransportError,
+    InvalidServerResponse,
+    NotSent,
+    error_for_status,
+)
 from .outcome import parse_operation_outcome
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
@@ -34,6 +45,27 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Transport failures worth another attempt; InvalidURL and the like are not.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# When the calls of the current context (thread) must be done by, on time.monotonic().
+_BUDGET_ENDS: ContextVar[float | None] = ContextVar("fhir_budget_ends", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Calls made in this context must end within `seconds`: timeouts are cut to what is left,
+    retries that would overrun it are not made, and a call with nothing left raises
+    BudgetExhausted without being sent. Nested budgets keep the earlier end."""
+    ends = time.monotonic() + seconds
+    outer = _BUDGET_ENDS.get()
+    token = _BUDGET_ENDS.set(ends if outer is None else min(outer, ends))
+    try:
+        yield
+    finally:
+        _BUDGET_ENDS.reset(token)
+
+
+def _budget_left() -> float | None:
+    ends = _BUDGET_ENDS.get()
+    return None if ends is None else ends - time.monotonic()
 
 
 def _check_type(resource_type: str) -> str:
@@ -80,6 +112,14 @@ def bundle_is_idempotent(bundle: Mapping[str, Any]) -> bool:
     return True
 
 
+def _within_budget(delay: float | None) -> float | None:
+    """The retry delay, or None when waiting it would overrun the time budget."""
+    left = _budget_left()
+    if delay is None or left is None:
+        return delay
+    return delay if delay < left else None
+
+
 class FhirClient:
     """A FHIR REST client for one server: interactions named as in the spec, JSON in and out."""
 
@@ -96,6 +136,7 @@ class FhirClient:
         pool_size: int = 10,
         user_agent: str = DEFAULT_USER_AGENT,
         request_id_header: str = "X-Request-ID",
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -118,6 +159,7 @@ class FhirClient:
         self._request_id_header = request_id_header
         self._capabilities: ServerCapabilities | None = None
         self._capabilities_lock = threading.Lock()
+        self.breaker = breaker  # None: every call goes through
 
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r})"
@@ -143,21 +185,23 @@ class FhirClient:
     def capabilities(self, *, refresh: bool = False) -> ServerCapabilities:
         """The server's CapabilityStatement, read once from /metadata and cached."""
         with self._capabilities_lock:
-            if self._capabilities is None or refresh:
-                data = self._json(
-                    "GET", f"{self.base_url}/metadata", expected_type="CapabilityStatement"
-                )
-                self._capabilities = parse_capability_statement(data)
-                caps = self._capabilities
-                log.info(
-                    "fhir server %s: fhirVersion %s (%s), transaction=%s batch=%s",
-                    caps.software_name or "unknown",
-                    caps.fhir_version,
-                    caps.release,
-                    caps.transaction,
-                    caps.batch,
-                )
-            return self._capabilities
+            if self._capabilities is not None and not refresh:
+                return self._capabilities
+        # Fetched outside the lock: behind a hung server, every caller would queue on it for
+        # a whole timeout each, time budgets notwithstanding. Two fetches at once are harmless.
+        data = self._json("GET", f"{self.base_url}/metadata", expected_type="CapabilityStatement")
+        caps = parse_capability_statement(data)
+        with self._capabilities_lock:
+            self._capabilities = caps
+        log.info(
+            "fhir server %s: fhirVersion %s (%s), transaction=%s batch=%s",
+            caps.software_name or "unknown",
+            caps.fhir_version,
+            caps.release,
+            caps.transaction,
+            caps.batch,
+        )
+        return caps
 
     # ---- instance and type interactions -------------------------------------------------
 
@@ -540,6 +584,13 @@ class FhirClient:
         refreshed = False
         while True:
             attempt += 1
+            refusal = self._refusal(method, path)
+            if refusal is not None:
+                if attempt == 1:
+                    raise refusal
+                raise FhirTransportError(
+                    f"{method} {path}: gave up after {attempt - 1} attempt(s): {refusal}"
+                )
             sent_at = policy.clock()
             try:
                 response = self._session.request(
@@ -549,7 +600,7 @@ class FhirClient:
                     data=data,
                     headers=send_headers,
                     auth=self._auth if authenticate else None,
-                    timeout=self._timeout,
+                    timeout=self._timeout_now(),
                     verify=self._verify,
                     cert=self._cert,
                     # A redirected POST/PUT would silently become a GET; only reads may follow.
@@ -557,8 +608,11 @@ class FhirClient:
                     stream=stream,
                 )
             except _TRANSIENT as exc:
+                if self.breaker is not None:
+                    self.breaker.failed()
                 elapsed = policy.clock() - started
                 delay = policy.next_delay(attempt, elapsed) if idempotent else None
+                delay = _within_budget(delay)
                 log.warning(
                     "fhir %s %s failed: %s (attempt %d%s)",
                     method,
@@ -576,6 +630,12 @@ class FhirClient:
             except requests.RequestException as exc:
                 raise FhirTransportError(f"{method} {path}: {type(exc).__name__}") from exc
             status = response.status_code
+            if self.breaker is not None:
+                # An answer, even an error, shows the server alive; a 5xx counts as failing.
+                if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                    self.breaker.failed()
+                else:
+                    self.breaker.succeeded()
             duration_ms = (policy.clock() - sent_at) * 1000
             level = logging.DEBUG if status < HTTPStatus.BAD_REQUEST else logging.INFO
             log.log(level, "fhir %s %s -> %d in %.0f ms", method, path, status, duration_ms)
@@ -594,6 +654,7 @@ class FhirClient:
             if idempotent and status in policy.retry_statuses:
                 retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
                 delay = policy.next_delay(attempt, policy.clock() - started, retry_after)
+                delay = _within_budget(delay)
                 if delay is not None:
                     log.warning(
                         "fhir %s %s -> %d, retry %d in %.2f s", method, path, status, attempt, delay
@@ -606,6 +667,26 @@ class FhirClient:
             if status >= HTTPStatus.MULTIPLE_CHOICES:
                 raise InvalidServerResponse(f"{method} {path} -> unexpected {status}")
             return response
+
+    def _refusal(self, method: str, path: str) -> NotSent | None:
+        """Why the next attempt must not be sent (budget spent, circuit open), or None."""
+        left = _budget_left()
+        if left is not None and left <= 0:
+            return BudgetExhausted(f"{method} {path}: time budget spent")
+        if self.breaker is not None and not self.breaker.allow():
+            return CircuitOpen(
+                f"{method} {path}: circuit open, the server kept failing",
+                self.breaker.retry_after(),
+            )
+        return None
+
+    def _timeout_now(self) -> tuple[float, float]:
+        """The configured timeouts, cut to what is left of the time budget."""
+        left = _budget_left()
+        if left is None:
+            return self._timeout
+        connect, read = self._timeout
+        return (min(connect, max(left, 0.01)), min(read, max(left, 0.01)))
 
     def _error(self, method: str, path: str, response: requests.Response) -> Exception:
         try:

@@ -17,6 +17,7 @@ from service.store.errors import (
     InvalidItemError,
     LeaseLostError,
     MigrationError,
+    StorageUnavailable,
     StoreError,
 )
 from service.store.hashing import canonical_json, content_hash
@@ -29,7 +30,7 @@ from service.store.ledger import (
     requeue_failed,
     status_counts,
 )
-from service.store.migrate import current_revision, head_revision, upgrade
+from service.store.migrate import SchemaGate, current_revision, head_revision, upgrade
 from service.store.models import LedgerStatus, RecordKind
 from service.store.outbox import (
     backoff_seconds,
@@ -39,7 +40,9 @@ from service.store.outbox import (
     mark_retracted,
     mark_sent,
     release_claims,
+    renew_claims,
 )
+from service.store.probe import probe_write
 from service.store.results import request_results
 from service.store.values import (
     AcceptItem,
@@ -71,7 +74,9 @@ __all__ = [
     "RequestItemResult",
     "RequestProgress",
     "ResourceState",
+    "SchemaGate",
     "StatusCounts",
+    "StorageUnavailable",
     "StoreError",
     "accept",
     "backoff_seconds",
@@ -89,8 +94,10 @@ __all__ = [
     "mark_failed",
     "mark_retracted",
     "mark_sent",
+    "probe_write",
     "record_audit",
     "release_claims",
+    "renew_claims",
     "request_results",
     "request_retraction",
     "requeue_failed",

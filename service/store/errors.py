@@ -39,5 +39,18 @@ class EntryNotFoundError(StoreError):
         self.source_id = source_id
 
 
+class StorageUnavailable(StoreError):
+    """The database cannot serve now: full, read-only, unreachable, busy or failing I/O.
+
+    Raised in place of the driver's error (see engine.py), whose text may quote SQL parameters:
+    this one carries the kind only. Nothing was committed by the statement that failed.
+    """
+
+    def __init__(self, kind: str, retry_after: int) -> None:
+        super().__init__(f"storage unavailable ({kind})")
+        self.kind = kind
+        self.retry_after = retry_after  # seconds a client should wait before trying again
+
+
 class MigrationError(StoreError):
     """The schema could not be brought to the current revision."""

@@ -224,6 +224,34 @@ def mark_conflict(
     return row.status
 
 
+def renew_claims(
+    session: Session,
+    entries: Sequence[ClaimedEntry],
+    lease_seconds: float,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Extend the lease of entries still held (the heartbeat of a running batch).
+
+    Only rows whose claim token still matches are touched; returns how many were renewed.
+    """
+    if not entries:
+        return 0
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    table = ledger_entry_table
+    renewed = 0
+    for token in {e.claim_token for e in entries}:
+        ids = sorted(e.ledger_id for e in entries if e.claim_token == token)
+        result = session.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.claim_token == token)
+            .values(lease_expires_at=expires, next_attempt_at=expires)
+        )
+        renewed += result.rowcount or 0
+    return renewed
+
+
 def release_claims(
     session: Session, entries: Sequence[ClaimedEntry], *, now: datetime | None = None
 ) -> int:

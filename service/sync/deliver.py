@@ -50,7 +50,11 @@ def deliver(
         # One transaction per entry: a lease lost on one must not undo the others' records.
         try:
             with sessions.begin() as session:
-                record_delivery(session, delivery)
+                if delivery.attempted:
+                    record_delivery(session, delivery)
+                else:
+                    # Never sent (time budget spent, circuit open): back in the queue as it was.
+                    store.release_claims(session, [delivery.entry])
         except LeaseLostError:
             log.warning(
                 "lease on ledger entry %s was lost; another worker owns it",

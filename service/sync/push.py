@@ -27,6 +27,7 @@ from service.fhir_client import (
     FhirServerError,
     FhirTransportError,
     NotFound,
+    NotSent,
     PreconditionFailed,
     PushStrategy,
     WriteResult,
@@ -88,6 +89,9 @@ class Delivery:
     error: ErrorInfo | None = None
     server_versions: dict[str, Any] | None = field(default=None)
     retry_after: float | None = None  # seconds the server asked us to wait (Retry-After)
+    # False: nothing was sent for this entry (time budget spent, circuit open); it goes back
+    # to the queue as it was, due at once and with no attempt used up.
+    attempted: bool = True
 
 
 def error_info(exc: Exception) -> ErrorInfo:
@@ -160,8 +164,10 @@ class Pusher:
             version = self.version()
         except FhirClientError as exc:
             wait = _retry_after(exc)
+            sent = not isinstance(exc, NotSent)
             return [
-                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait) for e in entries
+                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait, attempted=sent)
+                for e in entries
             ]
         results: dict[int, Delivery] = {}
         plans: list[RecordPlan] = []
@@ -443,7 +449,13 @@ class Pusher:
         if isinstance(exc, FhirServerError) and exc.status in PERMANENT:
             return Delivery(entry, Outcome.FAILED, error=info)
         if isinstance(exc, FhirServerError | FhirTransportError | FhirClientError):
-            return Delivery(entry, Outcome.RETRY, error=info, retry_after=_retry_after(exc))
+            return Delivery(
+                entry,
+                Outcome.RETRY,
+                error=info,
+                retry_after=_retry_after(exc),
+                attempted=not isinstance(exc, NotSent),
+            )
         raise exc
 
     def _server_copies(self, plan: RecordPlan) -> dict[str, Any]:
@@ -477,7 +489,9 @@ class Pusher:
         except FhirClientError as exc:
             permanent = isinstance(exc, FhirServerError) and exc.status in PERMANENT
             outcome = Outcome.FAILED if permanent else Outcome.RETRY
-            return Delivery(entry, outcome, error=error_info(exc))
+            return Delivery(
+                entry, outcome, error=error_info(exc), attempted=not isinstance(exc, NotSent)
+            )
 
     def _read_or_none(self, resource_type: str, server_id: str) -> dict[str, Any] | None:
         try:
