@@ -165,7 +165,9 @@ class Importer:
         request_id = accept_records(self.sessions, self.namespace, records)
         self.summary.accepted += len(records)
         with self.sessions() as session:
-            request = store.get_request(session, request_id)
+            request = store.get_request(
+                session, request_id, client_id=None, patients=store.Patients.every()
+            )
         assert request is not None
         unchanged = sum(1 for i in request.items if i.disposition == Disposition.UNCHANGED)
         self.summary.unchanged += unchanged

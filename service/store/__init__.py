@@ -12,11 +12,13 @@ The store knows no FHIR and no HTTP: it keeps JSON payloads and strings.
 from service.store.audit import record_audit
 from service.store.engine import make_engine, make_session_factory
 from service.store.errors import (
+    AmbiguousRecordError,
     DuplicateItemError,
     EntryNotFoundError,
     InvalidItemError,
     LeaseLostError,
     MigrationError,
+    PatientMismatchError,
     StoreError,
 )
 from service.store.hashing import canonical_json, content_hash
@@ -46,6 +48,7 @@ from service.store.values import (
     Disposition,
     EntryView,
     ErrorInfo,
+    Patients,
     RequestItemProgress,
     RequestProgress,
     ResourceState,
@@ -54,6 +57,7 @@ from service.store.values import (
 
 __all__ = [
     "AcceptItem",
+    "AmbiguousRecordError",
     "ClaimedEntry",
     "Disposition",
     "DuplicateItemError",
@@ -64,6 +68,8 @@ __all__ = [
     "LeaseLostError",
     "LedgerStatus",
     "MigrationError",
+    "PatientMismatchError",
+    "Patients",
     "RecordKind",
     "RequestItemProgress",
     "RequestProgress",

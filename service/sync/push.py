@@ -147,6 +147,8 @@ class Pusher:
             app_namespace=entry.namespace,
             source=f"urn:diarybridge:client:{entry.namespace}",
             fhir_version=version,
+            # The identifiers the record was first stored with (ledger.accept decided).
+            patient_scope=entry.patient_scope or None,
         )
         return mappings.record_to_resources(record, ctx)
 

@@ -56,7 +56,9 @@ def test_every_valid_record_reaches_the_outbox_and_bad_ones_the_report(
     ]  # fmt: skip
     with sessions() as session:
         counts = store.status_counts(session)
-        entry = store.get_entry(session, NAMESPACE, "infusion", INFUSION["infusion_id"])
+        entry = store.get_entry(
+            session, NAMESPACE, "infusion", INFUSION["infusion_id"], patients=store.Patients.every()
+        )
     assert sum(counts.counts.values()) == 251
     assert entry is not None and entry.record["dose_g"] == INFUSION["dose_g"]
 
@@ -80,7 +82,9 @@ def test_a_record_repeated_in_one_file_ends_as_its_last_version(
     summary, _ = run(sessions, ndjson(records))
     assert summary.accepted == 3
     with sessions() as session:
-        entry = store.get_entry(session, NAMESPACE, "diary-entry", "imp-00001")
+        entry = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00001", patients=store.Patients.every()
+        )
     assert entry is not None and entry.record["fatigue"] == 9
 
 

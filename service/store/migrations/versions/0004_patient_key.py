@@ -1,0 +1,66 @@
+"""Patient isolation: the patient is part of the ledger's key; request items carry it.
+
+Revision ID: 0004_patient_key
+Revises: 0003_retraction
+Create Date: 2026-12-01 07:20:00
+
+ledger_entry.patient_scope is "" for every existing row: those records keep the identifiers
+(and so the server ids) they were pushed with, and the next push of the same record by the
+same patient finds its row and updates in place: nothing is duplicated or orphaned. Only
+records first sent after this revision by a patient-bound caller get per-patient identifiers.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004_patient_key"
+down_revision: str | Sequence[str] | None = "0003_retraction"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Key ledger_entry by id space and by patient; store each request item's patient."""
+    with op.batch_alter_table("ledger_entry") as batch:
+        batch.add_column(
+            sa.Column("patient_scope", sa.String(length=400), nullable=False, server_default="")
+        )
+        batch.drop_constraint("uq_ledger_entry_namespace_kind_source_id", type_="unique")
+        batch.create_unique_constraint(
+            "uq_ledger_entry_namespace_patient_scope_kind_source_id",
+            ["namespace", "patient_scope", "kind", "source_id"],
+        )
+        batch.create_unique_constraint(
+            "uq_ledger_entry_namespace_kind_source_id_patient_key",
+            ["namespace", "kind", "source_id", "patient_key"],
+        )
+    with op.batch_alter_table("sync_request_item") as batch:
+        batch.add_column(sa.Column("patient_key", sa.String(length=400), nullable=True))
+    # Existing items: the entry's patient (accept() replaced it on a takeover, so this is the
+    # patient the entry has now; items of a taken-over entry show to that patient only).
+    op.execute(
+        "UPDATE sync_request_item SET patient_key = "
+        "(SELECT ledger_entry.patient_key FROM ledger_entry "
+        "WHERE ledger_entry.id = sync_request_item.ledger_id)"
+    )
+    with op.batch_alter_table("sync_request_item") as batch:
+        batch.alter_column("patient_key", existing_type=sa.String(length=400), nullable=False)
+
+
+def downgrade() -> None:
+    """Back to one id space per namespace (fails if two patients now share a record id)."""
+    with op.batch_alter_table("sync_request_item") as batch:
+        batch.drop_column("patient_key")
+    with op.batch_alter_table("ledger_entry") as batch:
+        batch.drop_constraint(
+            "uq_ledger_entry_namespace_kind_source_id_patient_key", type_="unique"
+        )
+        batch.drop_constraint(
+            "uq_ledger_entry_namespace_patient_scope_kind_source_id", type_="unique"
+        )
+        batch.create_unique_constraint(
+            "uq_ledger_entry_namespace_kind_source_id", ["namespace", "kind", "source_id"]
+        )
+        batch.drop_column("patient_scope")
