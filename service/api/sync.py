@@ -19,6 +19,7 @@ from service.security import parse_patient_key
 from service.sync.accept import accept_records, record_patient_key
 from service.sync.push import Delivery, Outcome
 from service.sync.runtime import SyncRuntime
+from service.sync.subjects import visible_conflict
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 
@@ -244,7 +245,7 @@ def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
         "in_flight": view.in_flight,
         "attempts": view.attempts,
         "last_error": view.last_error,
-        "conflict": view.conflict,
+        "conflict": visible_conflict(view.conflict, view.patient_key),
         "resources": [_resource_view(r) for r in view.resources],
         "record": view.record,
         "updated_at": view.updated_at.isoformat(),
