@@ -10,7 +10,8 @@ same patient finds its row and updates in place: nothing is duplicated or orphan
 records first sent after this revision by a patient-bound caller get per-patient identifiers.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,9 +22,34 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Tables whose rows reference ledger_entry ON DELETE CASCADE.
+CHILDREN = ("ledger_resource", "sync_request_item")
+
+
+@contextmanager
+def _children_kept() -> Iterator[None]:
+    """Keep the rows that reference ledger_entry while SQLite copies that table.
+
+    SQLite changes a unique constraint only by copying the table and dropping the old one, and
+    with foreign keys on (our engines turn them on, and a transaction cannot turn them off)
+    the drop cascades: every resource and request item would go, orphaning what is on the
+    server. PostgreSQL alters in place.
+    """
+    if op.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    for table in CHILDREN:
+        op.execute(f"CREATE TEMP TABLE kept_{table} AS SELECT * FROM {table}")
+    yield
+    for table in CHILDREN:
+        op.execute(f"DELETE FROM {table}")
+        op.execute(f"INSERT INTO {table} SELECT * FROM kept_{table}")
+        op.execute(f"DROP TABLE kept_{table}")
+
+
 def upgrade() -> None:
     """Key ledger_entry by id space and by patient; store each request item's patient."""
-    with op.batch_alter_table("ledger_entry") as batch:
+    with _children_kept(), op.batch_alter_table("ledger_entry") as batch:
         batch.add_column(
             sa.Column("patient_scope", sa.String(length=400), nullable=False, server_default="")
         )
@@ -53,7 +79,7 @@ def downgrade() -> None:
     """Back to one id space per namespace (fails if two patients now share a record id)."""
     with op.batch_alter_table("sync_request_item") as batch:
         batch.drop_column("patient_key")
-    with op.batch_alter_table("ledger_entry") as batch:
+    with _children_kept(), op.batch_alter_table("ledger_entry") as batch:
         batch.drop_constraint(
             "uq_ledger_entry_namespace_kind_source_id_patient_key", type_="unique"
         )
