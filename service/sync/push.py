@@ -337,6 +337,8 @@ class Pusher:
     def _finish(
         self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
     ) -> Delivery:
+        if self._matched_another_patient(entry, plan, results):
+            return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
         states = [_state(w, r) for w, r in zip(plan.writes, results, strict=True)]
         states.extend(plan.unchanged)
         if plan.dropped:
@@ -353,6 +355,25 @@ class Pusher:
         else:
             outcome = Outcome.CREATED
         return Delivery(entry, outcome, tuple(states))
+
+    def _matched_another_patient(
+        self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
+    ) -> bool:
+        """Whether a conditional create found (200) a resource of another patient.
+
+        Only possible for ids in the app's shared space with the ledger lost (or a second
+        database): keeping that server id would make our next update overwrite it.
+        """
+        for write, result in zip(plan.writes, results, strict=True):
+            if write.request["method"] != "POST" or result.status != HTTPStatus.OK:
+                continue
+            theirs = result.resource
+            if theirs is None and result.id is not None:
+                theirs = self._read_or_none(write.resource_type, result.id)
+            if theirs is not None and not is_patients(theirs, entry.patient_key):
+                log.warning("%s/%s: matched another subject", write.resource_type, result.id)
+                return True
+        return False
 
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)

@@ -321,3 +321,31 @@ def test_a_retraction_never_touches_a_resource_of_another_patient(client: FhirCl
     assert delivery.outcome is Outcome.FAILED
     assert delivery.error is not None and delivery.error.code == "foreign_subject"
     assert put.call_count == 0
+
+
+@responses.activate
+def test_a_conditional_create_matching_another_patient_keeps_nothing(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability(update_create=False))
+    foreign = {
+        "resourceType": "Observation",
+        "id": "theirs-1",
+        "meta": {"versionId": "3"},
+        "status": "final",
+        "subject": {"reference": "Patient/synthetic-mg-002"},
+    }
+
+    def matched(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        entries = [
+            {"response": {"status": "200 OK", "location": "Observation/theirs-1/_history/3"}}
+            for _ in bundle["entry"]
+        ]
+        reply = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+        return 200, {}, json.dumps(reply)
+
+    responses.add_callback(responses.POST, BASE, callback=matched)
+    responses.get(f"{BASE}/Observation/theirs-1", json=foreign)
+    (delivery,) = Pusher(client, method="conditional-create").push([claimed()])
+    assert delivery.outcome is Outcome.FAILED
+    assert delivery.error is not None and delivery.error.code == "foreign_subject"
+    assert delivery.resources == ()  # its server id is not recorded, so never updated later
