@@ -7,6 +7,7 @@ from typing import Any
 from flask import g
 
 from mappings.context import FhirVersion, MappingContext
+from service import store
 from service.schemas import RecordKind
 from service.security import Principal, patient_key
 
@@ -24,11 +25,24 @@ def principal() -> Principal:
 
 
 def mapping_context(version: FhirVersion) -> MappingContext:
-    """The caller's client id is its namespace in every business identifier we mint."""
-    client_id = principal().client_id
+    """The caller's client id is its namespace in every business identifier we mint.
+
+    A patient-bound caller's record ids are its patient's own: the patient scopes them, as
+    sync does for records that caller sends first (ledger.accept).
+    """
+    caller = principal()
     return MappingContext(
-        app_namespace=client_id, source=f"urn:diarybridge:client:{client_id}", fhir_version=version
+        app_namespace=caller.client_id,
+        source=f"urn:diarybridge:client:{caller.client_id}",
+        fhir_version=version,
+        patient_scope=caller.patient,
     )
+
+
+def caller_patients() -> store.Patients:
+    """Whose records the caller may see in the ledger: its own patient, or (unbound) all."""
+    caller = principal()
+    return store.Patients.every() if caller.patient is None else store.Patients.only(caller.patient)
 
 
 def payload_patient_key(item: Any) -> str | None:

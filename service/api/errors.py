@@ -21,7 +21,11 @@ from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
-from service.store import StorageUnavailable
+from service.store import (
+    AmbiguousRecordError,
+    PatientMismatchError,
+    StorageUnavailable,
+)
 from service.sync.target import NoFhirServer
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ def _problems(exc: Exception) -> list[Problem]:
         return [Problem(exc.field, str(exc))]
     if isinstance(exc, JsonTooDeep):
         return [Problem("$", str(exc))]
+    if isinstance(exc, PatientMismatchError | AmbiguousRecordError):
+        return [Problem("patient", str(exc))]
     return []
 
 
@@ -67,6 +73,19 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         "the export request has problems",
     ),
     (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
+    # A record id is its patient's forever: reusing it for another patient is refused whole.
+    (
+        PatientMismatchError,
+        HTTPStatus.CONFLICT,
+        "record_of_another_patient",
+        "a record id in the request belongs to another patient",
+    ),
+    (
+        AmbiguousRecordError,
+        HTTPStatus.CONFLICT,
+        "ambiguous_record",
+        "several patients have a record with this id: name one with ?patient=",
+    ),
     (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
     (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
     (
@@ -102,6 +121,7 @@ ISSUE_TYPE = {
     HTTPStatus.UNAUTHORIZED: "login",
     HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not-found",
+    HTTPStatus.CONFLICT: "conflict",
     HTTPStatus.UNPROCESSABLE_ENTITY: "invalid",
     HTTPStatus.SERVICE_UNAVAILABLE: "transient",
     HTTPStatus.BAD_GATEWAY: "transient",

@@ -43,7 +43,7 @@ class RecordCounts:
 
 def _group_id(resource: dict[str, Any]) -> str:
     key = resource_business_key(resource)
-    return "\x1f".join((key.app_namespace, key.kind, key.source_id))
+    return "\x1f".join(key.record)  # with the patient token: two patients' ids never merge
 
 
 def grouped(paths: Iterable[Path], scratch: Path, counts: RecordCounts) -> Iterator[list[str]]:

@@ -20,6 +20,7 @@ from typing import IO, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.records import Record
+from service import store
 from service.imports.progress import ImportProgress, NoProgress
 from service.imports.sources import CountingReader, RawItem, SourceFormat, read_items
 from service.imports.validate import Checked, KindChoice, check_item
@@ -180,6 +181,19 @@ class Importer:
         if not self._batch:
             return
         batch, self._batch = self._batch, {}
+        try:
+            self._accept(batch)
+        except store.PatientMismatchError:
+            # An id this app already gave another patient refuses the whole transaction: take
+            # the records one by one, so only that one is rejected (and reported).
+            for key, one in batch.items():
+                try:
+                    self._accept({key: one})
+                except store.PatientMismatchError as exc:
+                    self.summary.invalid += 1
+                    self._fail(one[0], key[1], "patient", str(exc))
+
+    def _accept(self, batch: dict[tuple[RecordKind, str], tuple[str, Record]]) -> None:
         records = [record for _, record in batch.values()]
         request_id = accept_records(self.sessions, self.namespace, records)
         self.summary.accepted += len(records)

@@ -12,11 +12,13 @@ The store knows no FHIR and no HTTP: it keeps JSON payloads and strings.
 from service.store.audit import record_audit
 from service.store.engine import make_engine, make_session_factory
 from service.store.errors import (
+    AmbiguousRecordError,
     DuplicateItemError,
     EntryNotFoundError,
     InvalidItemError,
     LeaseLostError,
     MigrationError,
+    PatientMismatchError,
     StorageUnavailable,
     StoreError,
 )
@@ -50,6 +52,7 @@ from service.store.values import (
     Disposition,
     EntryView,
     ErrorInfo,
+    Patients,
     RequestItemProgress,
     RequestItemResult,
     RequestProgress,
@@ -59,6 +62,7 @@ from service.store.values import (
 
 __all__ = [
     "AcceptItem",
+    "AmbiguousRecordError",
     "ClaimedEntry",
     "Disposition",
     "DuplicateItemError",
@@ -69,6 +73,8 @@ __all__ = [
     "LeaseLostError",
     "LedgerStatus",
     "MigrationError",
+    "PatientMismatchError",
+    "Patients",
     "RecordKind",
     "RequestItemProgress",
     "RequestItemResult",

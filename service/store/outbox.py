@@ -104,6 +104,7 @@ def claim_batch(
             lease_expires_at=expires,
             resources=tuple(resources.get(row.id, ())),
             retract=bool(row.retract_requested),
+            patient_scope=row.patient_scope,
         )
         for row in rows
     ]

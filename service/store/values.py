@@ -17,13 +17,42 @@ class Disposition(StrEnum):
 
 @dataclass(frozen=True)
 class AcceptItem:
-    """One source record to store: its key, the patient key and our record as JSON data."""
+    """One source record to store: its key, the patient key and our record as JSON data.
+
+    per_patient: the sender is bound to this patient, so the record id is the patient's own
+    (two patients of one app may both use it); else the id is unique within the namespace.
+    """
 
     namespace: str
     kind: str  # "diary-entry" | "infusion"
     source_id: str
     patient_key: str
     record: dict[str, Any]
+    per_patient: bool = False
+
+
+@dataclass(frozen=True)
+class Patients:
+    """Whose records a caller may see: these patient keys, or every patient (keys None).
+
+    Every store read of patient data takes one, so no path can forget to filter.
+    """
+
+    keys: frozenset[str] | None
+
+    @classmethod
+    def every(cls) -> Patients:
+        """No patient restriction (a caller with user/ or system/ access)."""
+        return cls(None)
+
+    @classmethod
+    def only(cls, *keys: str) -> Patients:
+        """Just these patients (a patient-bound caller)."""
+        return cls(frozenset(keys))
+
+    def allows(self, patient_key: str) -> bool:
+        """Whether a record of this patient is visible."""
+        return self.keys is None or patient_key in self.keys
 
 
 @dataclass(frozen=True)
@@ -70,6 +99,7 @@ class ClaimedEntry:
     lease_expires_at: datetime
     resources: tuple[ResourceState, ...] = ()
     retract: bool = False  # withdraw the resources instead of sending the record
+    patient_scope: str = ""  # the patient whose own id space source_id is in, "" for the app's
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,11 @@ def _time_of(record: Record) -> datetime:
 
 def records_from(resources: Iterable[dict[str, Any]], kind: RecordKind) -> Pulled:
     """Group resources by record and map each group back; a bad group is counted, not fatal."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for resource in resources:
         key = resource_business_key(resource)
         if KIND_OF_KEY.get(key.kind) is kind:
-            groups.setdefault((key.app_namespace, key.kind, key.source_id), []).append(resource)
+            groups.setdefault(key.record, []).append(resource)
     records: list[Record] = []
     unreadable = 0
     for group in groups.values():

@@ -44,6 +44,7 @@ from service.sync.plan import (
     transaction_of,
     weak_etag,
 )
+from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,13 @@ SPLIT_ON = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     HTTPStatus.UNPROCESSABLE_ENTITY,
 }
+
+
+class ForeignSubjectError(Exception):
+    """The server's resource at an id we hold belongs to another patient: we leave it alone."""
+
+    def __init__(self, resource_type: str, server_id: str) -> None:
+        super().__init__(f"{resource_type}/{server_id} has another subject than the record")
 
 
 class Outcome(StrEnum):
@@ -151,6 +159,8 @@ class Pusher:
             app_namespace=entry.namespace,
             source=f"urn:diarybridge:client:{entry.namespace}",
             fhir_version=version,
+            # The identifiers the record was first stored with (ledger.accept decided).
+            patient_scope=entry.patient_scope or None,
         )
         return mappings.record_to_resources(record, ctx)
 
@@ -344,7 +354,9 @@ class Pusher:
         states.extend(plan.unchanged)
         if plan.dropped:
             try:
-                states.extend(self.retract(plan.dropped))
+                states.extend(self.retract(plan.dropped, entry.patient_key))
+            except ForeignSubjectError:
+                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
             except FhirClientError as exc:
                 return self._failure(entry, plan, exc)
         changed = len(plan.writes) - found.count(_Found.SAME)
@@ -443,9 +455,8 @@ class Pusher:
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)
         if isinstance(exc, PreconditionFailed):
-            return Delivery(
-                entry, Outcome.CONFLICT, error=info, server_versions=self._server_copies(plan)
-            )
+            copies = self._server_copies(entry, plan)
+            return Delivery(entry, Outcome.CONFLICT, error=info, server_versions=copies)
         if isinstance(exc, FhirServerError) and exc.status in PERMANENT:
             return Delivery(entry, Outcome.FAILED, error=info)
         if isinstance(exc, FhirServerError | FhirTransportError | FhirClientError):
@@ -458,29 +469,43 @@ class Pusher:
             )
         raise exc
 
-    def _server_copies(self, plan: RecordPlan) -> dict[str, Any]:
+    def _server_copies(self, entry: ClaimedEntry, plan: RecordPlan) -> dict[str, Any]:
         """The server's current copies of what we tried to update, to show beside ours."""
         copies: dict[str, Any] = {}
         for write in plan.writes:
             if not write.is_update or write.known is None or write.known.server_id is None:
                 continue
-            theirs = self._read_or_none(write.resource_type, write.known.server_id)
-            copies[f"{write.resource_type}/{write.known.server_id}"] = {
+            copy: dict[str, Any] = {
                 "ours": write.body,
-                "theirs": theirs,
                 "version_we_last_saw": write.known.version_id,
             }
+            copy.update(self._their_copy(entry, write.resource_type, write.known.server_id))
+            copies[f"{write.resource_type}/{write.known.server_id}"] = copy
         return copies
+
+    def _their_copy(
+        self, entry: ClaimedEntry, resource_type: str, server_id: str
+    ) -> dict[str, Any]:
+        # Another patient's resource is never stored nor shown (nor its version adopted on a
+        # requeue): the conflict then stays until someone sorts out the server.
+        theirs = self._read_or_none(resource_type, server_id)
+        if theirs is not None and not is_patients(theirs, entry.patient_key):
+            log.warning("%s/%s: another subject on the server; withheld", resource_type, server_id)
+            return {"theirs": None, "withheld": WITHHELD}
+        return {"theirs": theirs}
 
     def _withdraw(self, entry: ClaimedEntry) -> Delivery:
         """The app deleted the record: mark what we sent entered-in-error."""
         try:
-            return Delivery(entry, Outcome.RETRACTED, tuple(self.retract(entry.resources)))
+            retracted = self.retract(entry.resources, entry.patient_key)
+            return Delivery(entry, Outcome.RETRACTED, tuple(retracted))
+        except ForeignSubjectError:
+            return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
         except PreconditionFailed as exc:
             copies = {
                 f"{s.resource_type}/{s.server_id}": {
-                    "theirs": self._read_or_none(s.resource_type, s.server_id),
                     "version_we_last_saw": s.version_id,
+                    **self._their_copy(entry, s.resource_type, s.server_id),
                 }
                 for s in entry.resources
                 if s.server_id is not None
@@ -499,8 +524,12 @@ class Pusher:
         except FhirClientError:
             return None
 
-    def retract(self, states: Sequence[ResourceState]) -> list[ResourceState]:
-        """Mark our resources entered-in-error on the server (never a hard delete)."""
+    def retract(self, states: Sequence[ResourceState], patient: str) -> list[ResourceState]:
+        """Mark our resources entered-in-error on the server (never a hard delete).
+
+        Only resources whose subject is `patient` (the record's): another's raises
+        ForeignSubjectError before anything of it is changed.
+        """
         done = []
         for state in states:
             if state.server_id is None:
@@ -512,6 +541,8 @@ class Pusher:
             except NotFound:
                 done.append(state)  # deleted on the server already: nothing left to withdraw
                 continue
+            if not is_patients(current, patient):
+                raise ForeignSubjectError(state.resource_type, state.server_id)
             if current.get("status") == "entered-in-error":
                 done.append(state)
                 continue
@@ -575,4 +606,4 @@ def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["Delivery", "Outcome", "Pusher", "error_info", "weak_etag"]
+__all__ = ["Delivery", "ForeignSubjectError", "Outcome", "Pusher", "error_info", "weak_etag"]

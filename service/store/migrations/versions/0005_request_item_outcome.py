@@ -1,7 +1,7 @@
 """Delivery outcomes per request: sync_request_item.outcome.
 
-Revision ID: 0004_request_item_outcome
-Revises: 0003_retraction
+Revision ID: 0005_request_item_outcome
+Revises: 0004_patient_key
 Create Date: 2026-12-01 06:50:00
 
 """
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_request_item_outcome"
-down_revision: str | Sequence[str] | None = "0003_retraction"
+revision: str = "0005_request_item_outcome"
+down_revision: str | Sequence[str] | None = "0004_patient_key"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
