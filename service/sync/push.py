@@ -419,7 +419,7 @@ class Pusher:
                     entry,
                     Outcome.FAILED,
                     error=ErrorInfo(
-                        code="other_patient",
+                        code="foreign_subject",
                         diagnostics=f"{write.resource_type}/{server_id} has this record's "
                         "identifier but another subject; it was not changed",
                     ),

@@ -69,17 +69,26 @@ def test_the_same_import_again_changes_nothing_and_a_change_is_queued(
     records = [diary(i) for i in range(230)]
     run(sessions, ndjson(records))
     with sessions() as session:
-        before = store.get_entry(session, NAMESPACE, "diary-entry", "imp-00007")
+        before = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+        )
     again, failures = run(sessions, ndjson(records))
     # Still waiting for a push: not "unchanged", which says the server has them.
     assert (again.unchanged, again.queued, again.not_delivered, failures) == (0, 230, 0, [])
     with sessions() as session:
-        assert store.get_entry(session, NAMESPACE, "diary-entry", "imp-00007") == before
+        assert (
+            store.get_entry(
+                session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+            )
+            == before
+        )
     records[7] = diary(7, fatigue=1)
     changed, _ = run(sessions, ndjson(records))
     assert (changed.unchanged, changed.queued) == (0, 230)
     with sessions() as session:
-        after = store.get_entry(session, NAMESPACE, "diary-entry", "imp-00007")
+        after = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+        )
     assert after is not None and before is not None
     assert after.record["fatigue"] == 1 and after.content_hash != before.content_hash
 

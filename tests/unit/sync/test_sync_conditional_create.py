@@ -142,7 +142,7 @@ def test_another_patients_resource_is_never_updated(server: Server) -> None:
     delivery = push(changed)
 
     assert delivery.outcome is Outcome.FAILED
-    assert delivery.error is not None and delivery.error.code == "other_patient"
+    assert delivery.error is not None and delivery.error.code == "foreign_subject"
     assert "someone-else" not in json.dumps(delivery.error.as_json())  # no patient in errors
     assert delivery.resources == () and delivery.server_versions is None  # no copy kept
     assert server.puts == [] and server.held[server.existing[fatigue]] == kept
