@@ -21,7 +21,7 @@ from service.api.errors import ApiError
 from service.api.sync import runtime
 from service.fhir_client import BadRequest
 from service.observability import current_request_id
-from service.schemas import Problem, RecordKind, dump_record
+from service.schemas import ClinicalDateTime, Problem, RecordKind, dump_record
 from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -38,9 +38,9 @@ class PullQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    since = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
-    until = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
-    _lastUpdated = fields.AwareDateTime(
+    since = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
+    until = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
+    _lastUpdated = ClinicalDateTime(
         format="iso", load_default=None, data_key="_lastUpdated", error_messages=AWARE
     )
     _count = fields.Integer(load_default=100, data_key="_count", validate=validate.Range(1, 1000))

@@ -4,6 +4,7 @@ whatever they accept maps to valid FHIR (a record that gets in never becomes a 5
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +22,23 @@ from tests.api.samples import DIARY_ENTRY, INFUSION
 ODD_TEXT = st.text(
     alphabet=st.characters(categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=4
 )
+# Date-times anywhere in the calendar with any offset ISO 8601 allows (up to 23:59): at the
+# edges they pass for valid yet cannot become a UTC instant (issue 10, item 2).
+EDGE_TIMES = st.sampled_from(
+    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "1899-12-31T23:59:59Z"]
+) | st.builds(
+    lambda when, minutes: when.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
+    st.datetimes(min_value=datetime.min, max_value=datetime.max),
+    st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+)
 JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40) | ODD_TEXT
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=40)
+    | ODD_TEXT
+    | EDGE_TIMES
 )
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
@@ -69,7 +85,7 @@ def near_valid(draw: st.DrawFn, kind: RecordKind) -> Any:
         path = draw(st.sampled_from(paths))
         # A string is most often replaced by another string, the odd ones included.
         values = (
-            ODD_TEXT | st.text() | JSON_VALUES
+            ODD_TEXT | EDGE_TIMES | st.text() | JSON_VALUES
             if isinstance(_at(sample, path), str)
             else JSON_VALUES
         )
