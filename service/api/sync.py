@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import store
 from service.api import audit
 from service.api.bodies import read_json
-from service.api.context import PRIMARY_TYPE, principal, require_records
+from service.api.context import PRIMARY_TYPE, principal, require_records, sees_diagnostics
 from service.api.errors import ApiError
+from service.fhir_client import clean_diagnostics
 from service.observability import current_request_id
 from service.schemas import RecordKind, load_records
 from service.sync.accept import accept_records
@@ -57,6 +58,22 @@ def _resource_view(state: store.ResourceState) -> Json:
     }
 
 
+def error_view(stored: Json | None, live: store.ErrorInfo | None = None) -> Json | None:
+    """A push error as a caller sees it: status, issue code, severity and expression.
+
+    Diagnostics (cleaned) go to system/* callers only: from this request's push, else from a
+    ledger row written before diagnostics stopped being stored.
+    """
+    if not stored:
+        return None
+    view: Json = {key: stored.get(key) for key in ("status", "code", "severity")}
+    view["expression"] = list(stored.get("expression") or [])
+    if sees_diagnostics():
+        text = live.diagnostics if live is not None else stored.get("diagnostics")
+        view["diagnostics"] = clean_diagnostics(text) if isinstance(text, str) else None
+    return view
+
+
 def _result(kind: RecordKind, source_id: str, namespace: str, delivery: Delivery | None) -> Json:
     with sessions().begin() as session:
         entry = store.get_entry(session, namespace, kind.value, source_id)
@@ -72,7 +89,7 @@ def _result(kind: RecordKind, source_id: str, namespace: str, delivery: Delivery
         "resources": [_resource_view(r) for r in entry.resources],
     }
     if outcome in ("failed", "conflict", "queued") and entry.last_error:
-        result["error"] = entry.last_error
+        result["error"] = error_view(entry.last_error, delivery.error if delivery else None)
     return result
 
 
@@ -202,7 +219,7 @@ def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
         "status": view.status,
         "in_flight": view.in_flight,
         "attempts": view.attempts,
-        "last_error": view.last_error,
+        "last_error": error_view(view.last_error),
         "conflict": view.conflict,
         "resources": [_resource_view(r) for r in view.resources],
         "record": view.record,

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+# A server's diagnostics may quote the body it refused (notes, values): never for a patient's
+# eyes or our database. Operators (system/* callers) see them cut short and without control
+# characters, which could forge lines in a terminal or a log viewer.
+DIAGNOSTICS_LIMIT = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def clean_diagnostics(text: str | None) -> str | None:
+    """Diagnostics for an operator: control characters become a space, at most 200 characters."""
+    if not text:
+        return None
+    cleaned = _CONTROL.sub(" ", text).strip()
+    if len(cleaned) > DIAGNOSTICS_LIMIT:
+        cleaned = cleaned[: DIAGNOSTICS_LIMIT - 1] + "\u2026"
+    return cleaned or None
 
 
 @dataclass(frozen=True)
