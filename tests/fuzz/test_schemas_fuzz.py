@@ -4,7 +4,6 @@ whatever they accept maps to valid FHIR (a record that gets in never becomes a 5
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,21 +14,13 @@ import mappings
 from mappings.context import FhirVersion, MappingContext
 from service.schemas import RecordKind, dump_record, load_records
 from tests.api.samples import DIARY_ENTRY, INFUSION
+from tests.fuzz.strategies import EDGE_TIMES
 
 # Python's json (and so Flask's get_json) also reads NaN and Infinity: they are JSON values to us.
 # Text that is only whitespace, control characters or lone surrogates: valid JSON strings that
 # are not valid FHIR strings, rare in st.text() yet what broke us before.
 ODD_TEXT = st.text(
     alphabet=st.characters(categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=4
-)
-# Date-times anywhere in the calendar with any offset ISO 8601 allows (up to 23:59): at the
-# edges they pass for valid yet cannot become a UTC instant (issue 10, item 2).
-EDGE_TIMES = st.sampled_from(
-    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "1899-12-31T23:59:59Z"]
-) | st.builds(
-    lambda when, minutes: when.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
-    st.datetimes(min_value=datetime.min, max_value=datetime.max),
-    st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
 )
 JSON_SCALARS = (
     st.none()
