@@ -160,3 +160,28 @@ def test_operators_see_cleaned_diagnostics_of_their_own_push_only(
         assert MARKER not in json.dumps(
             db.execute("SELECT last_error FROM ledger_entry").fetchall()
         )
+
+
+def test_a_server_cannot_smuggle_values_through_code_severity_or_expression(
+    client: FlaskClient, server: responses.RequestsMock
+) -> None:
+    hostile = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": f"error {MARKER}",
+                "code": f"invalid-{MARKER.lower()}",
+                "diagnostics": DIAGNOSTICS,
+                "expression": [f"Observation.note\n{MARKER}" + "x" * 300, *["Observation.a"] * 9],
+            }
+        ],
+    }
+    server.replace(responses.GET, f"{BASE}/Observation", status=400, json=hostile)
+    patient = PATIENT.removeprefix("Patient/")
+    refused = client.get(f"/patients/{patient}/observations?code=x", headers=headers("diary_app"))
+    [issue] = refused.json["issue"]
+    assert issue["diagnostics"] == "error: unknown"  # only the value sets' own words
+    [where] = issue["expression"]
+    expressions = where.split(", ")
+    assert len(expressions) == 5 and all(len(e) <= 200 for e in expressions)
+    assert "\n" not in where
