@@ -1,4 +1,5 @@
-"""Chunked bodies through the real server (the Dockerfile's gunicorn): over the limit is 413."""
+"""Through the real server (the Dockerfile's gunicorn): a chunked body over the limit is 413,
+and an access log, if an operator turns one on, carries no patient ids or search values."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -23,14 +26,16 @@ from tests.integration.test_gunicorn import (
 )
 
 LIMIT = 64 * 1024  # small, so the socket buffers take a refused body whole and no reset races
+MARKER = "zq7Gunicorn58"
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     tmp = tmp_path_factory.mktemp("chunked")
     port = free_port()
     command = bound_to(dockerfile_command(), f"127.0.0.1:{port}")
     command[0] = gunicorn_executable()
+    command.insert(1, "--access-logfile=-")  # an operator's choice: raw request lines
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'gunicorn.sqlite3'}",
@@ -47,7 +52,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for(f"{url}/healthz", process, log_path)
-            yield url
+            yield url, log_path
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -100,3 +105,23 @@ def test_a_chunked_body_under_the_limit_is_read_whole(base_url: str) -> None:
     assert response.status_code == 200, response.text
     ids = {e["resource"]["identifier"][0]["value"].split("/")[1] for e in response.json()["entry"]}
     assert ids == {f"e{i}" for i in range(5)}
+
+
+@pytest.fixture
+def base_url(served: tuple[str, Path]) -> str:
+    return served[0]
+
+
+def test_access_lines_carry_no_patient_ids_or_search_values(served: tuple[str, Path]) -> None:
+    url, log_path = served
+    response = requests.get(
+        f"{url}/patients/{MARKER}/observations?code={MARKER}",
+        headers=headers("batch"),
+        timeout=30,
+    )
+    assert response.status_code == 503  # no FHIR server here; the request line was written
+    requests.get(f"{url}/healthz?probe={MARKER}", timeout=30)
+    time.sleep(0.5)  # let the workers' lines reach the file
+    text = log_path.read_text()
+    assert "/patients/<patient>/observations" in text  # our own access line, by route rule
+    assert MARKER not in text
