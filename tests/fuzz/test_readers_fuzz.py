@@ -1,5 +1,6 @@
-"""Hypothesis on the import readers: any text as a JSON array, NDJSON or CSV file gives each item
-a position and problems, or a record; it never raises (a crash would stop a whole import)."""
+"""Hypothesis on the readers: any text as a JSON array, NDJSON or CSV import file gives each item
+a position and problems, or a record; it never raises (a crash would stop a whole import). The
+API's JSON reader answers a value or a ValueError (a 400 or 422), never anything else."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service import json_input
 from service.exports.csv_columns import DIARY_COLUMNS, header
 from service.imports import KindChoice, read_items
 from service.imports.validate import check_item
@@ -85,3 +87,20 @@ def test_near_valid_json_and_ndjson_files(text: str, name: str) -> None:
 @FUZZ
 def test_near_valid_csv_files(text: str) -> None:
     read_all(text, NAMES["csv"])
+
+
+@given(
+    data=st.binary(max_size=200)
+    | st.integers(1, 200).map(lambda n: b"[" * n + b"]" * n)
+    | st.integers(1, 200).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)
+)
+@FUZZ
+def test_the_api_json_reader_answers_a_value_or_a_value_error(data: bytes) -> None:
+    try:
+        value = json_input.loads(data)
+    except json_input.JsonTooDeep:  # a 422 naming the depth
+        assert data.count(b"[") + data.count(b"{") > json_input.MAX_DEPTH
+        return
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError: a 400
+        return
+    assert value is None or isinstance(value, dict | list | str | int | float)
