@@ -24,6 +24,16 @@ def principal() -> Principal:
     return caller
 
 
+def sees_diagnostics() -> bool:
+    """Whether the caller is an operator (system/* scope, no patient binding).
+
+    Only they see a FHIR server's diagnostics: a server may quote the body it refused in them,
+    and another client's or patient's notes and values must not reach a patient's app.
+    """
+    caller = principal()
+    return caller.patient is None and any(scope.context == "system" for scope in caller.scopes)
+
+
 def mapping_context(version: FhirVersion) -> MappingContext:
     """The caller's client id is its namespace in every business identifier we mint.
 

@@ -11,8 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import store
 from service.api import audit
 from service.api.bodies import read_json
-from service.api.context import PRIMARY_TYPE, caller_patients, principal, require_records
+from service.api.context import (
+    PRIMARY_TYPE,
+    caller_patients,
+    principal,
+    require_records,
+    sees_diagnostics,
+)
 from service.api.errors import ApiError
+from service.fhir_client import clean_diagnostics
 from service.observability import current_request_id
 from service.schemas import Problem, RecordKind, load_records
 from service.security import parse_patient_key
@@ -51,7 +58,23 @@ def _resource_view(state: store.ResourceState) -> Json:
     }
 
 
-def _result(record: RecordOutcome) -> Json:
+def error_view(stored: Json | None, live: store.ErrorInfo | None = None) -> Json | None:
+    """A push error as a caller sees it: status, issue code, severity and expression.
+
+    Diagnostics (cleaned) go to system/* callers only: from this request's push, else from a
+    ledger row written before diagnostics stopped being stored.
+    """
+    if not stored:
+        return None
+    view: Json = {key: stored.get(key) for key in ("status", "code", "severity")}
+    view["expression"] = list(stored.get("expression") or [])
+    if sees_diagnostics():
+        text = live.diagnostics if live is not None else stored.get("diagnostics")
+        view["diagnostics"] = clean_diagnostics(text) if isinstance(text, str) else None
+    return view
+
+
+def _result(record: RecordOutcome, live: store.ErrorInfo | None) -> Json:
     result: Json = {
         "kind": record.kind,
         "id": record.source_id,
@@ -59,7 +82,7 @@ def _result(record: RecordOutcome) -> Json:
         "resources": [_resource_view(r) for r in record.resources],
     }
     if record.error:
-        result["error"] = record.error
+        result["error"] = error_view(record.error, live)
     return result
 
 
@@ -80,11 +103,16 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
         return body, HTTPStatus.ACCEPTED, headers
     worker = runtime().worker(request_id=current_request_id())
     # Within the budget: a slow or hung server leaves the rest `queued` for the worker.
-    worker.drain(request_id=request_id, budget=settings.sync_push_budget_seconds)
+    drained = worker.drain(request_id=request_id, budget=settings.sync_push_budget_seconds)
+    # The server's own words live only as long as this request (the ledger keeps none).
+    live = {d.entry.source_id: d.error for d in drained}
     # Read back, not taken from the drain: another worker may have delivered some of them.
     by_id = {r.source_id: r for r in request_outcomes(sessions(), request_id)}
     id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
-    results = [_result(by_id[getattr(record, id_field)]) for record in records]
+    results = []
+    for record in records:
+        source_id = getattr(record, id_field)
+        results.append(_result(by_id[source_id], live.get(source_id)))
     return (
         {"request_id": request_id, "status_url": status_url, "results": results},
         HTTPStatus.OK,
@@ -224,7 +252,7 @@ def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
         "status": view.status,
         "in_flight": view.in_flight,
         "attempts": view.attempts,
-        "last_error": view.last_error,
+        "last_error": error_view(view.last_error),
         "conflict": visible_conflict(view.conflict, view.patient_key),
         "resources": [_resource_view(r) for r in view.resources],
         "record": view.record,

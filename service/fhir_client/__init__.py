@@ -59,7 +59,7 @@ from .errors import (
     UnsupportedServerVersion,
     error_for_status,
 )
-from .outcome import OperationOutcome, OutcomeIssue, parse_operation_outcome
+from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_operation_outcome
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
@@ -114,6 +114,7 @@ __all__ = [
     "bundle_is_idempotent",
     "check_status",
     "choose_push_strategy",
+    "clean_diagnostics",
     "delete_job",
     "download",
     "error_for_status",

@@ -113,7 +113,7 @@ class LedgerEntry(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims since last (re)queue
-    last_error: Mapped[str | None] = mapped_column(Text)  # JSON: status, code, diagnostics
+    last_error: Mapped[str | None] = mapped_column(Text)  # JSON error, no diagnostics
     conflict_json: Mapped[str | None] = mapped_column(Text)  # the server's version on conflict
     sent_hash: Mapped[str | None] = mapped_column(String(64))  # content_hash last delivered
     # The app deleted the record: the worker marks its resources entered-in-error, then

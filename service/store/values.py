@@ -57,16 +57,26 @@ class Patients:
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a push failed: HTTP status, a code and the server's diagnostics; no patient values."""
+    """Why a push failed: HTTP status, the server's issue code, severity and expression.
+
+    `diagnostics` (already cleaned) lives for the request that pushed, for system/* callers;
+    it is never stored, since a server may quote the refused body (notes, values) in it.
+    """
 
     status: int | None = None
     code: str | None = None
     diagnostics: str | None = None
+    severity: str | None = None
+    expression: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON stored in ledger_entry.last_error (diagnostics cut to 500 characters)."""
-        diagnostics = self.diagnostics[:500] if self.diagnostics else self.diagnostics
-        return {"status": self.status, "code": self.code, "diagnostics": diagnostics}
+        """The JSON stored in ledger_entry.last_error: no diagnostics."""
+        return {
+            "status": self.status,
+            "code": self.code,
+            "severity": self.severity,
+            "expression": list(self.expression),
+        }
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from service.fhir_client import (
     PushStrategy,
     WriteResult,
     choose_push_strategy,
+    clean_diagnostics,
 )
 from service.schemas import RecordKind, load_records
 from service.store import ClaimedEntry, ErrorInfo, ResourceState
@@ -103,13 +104,20 @@ class Delivery:
 
 
 def error_info(exc: Exception) -> ErrorInfo:
-    """What we keep of an error: status, issue code and the server's diagnostics, no bodies."""
+    """What we keep of an error: status, issue code, severity, expression; no bodies.
+
+    Diagnostics are cleaned and ride along for this request's system/* callers only.
+    """
     if isinstance(exc, FhirServerError):
         issue = exc.outcome.issues[0] if exc.outcome and exc.outcome.issues else None
         return ErrorInfo(
             status=exc.status,
             code=issue.code if issue else HTTPStatus(exc.status).phrase.lower().replace(" ", "_"),
-            diagnostics=(issue.diagnostics or issue.details_text) if issue else None,
+            diagnostics=clean_diagnostics(issue.diagnostics or issue.details_text)
+            if issue
+            else None,
+            severity=issue.severity if issue else None,
+            expression=issue.expression if issue else (),
         )
     return ErrorInfo(status=None, code=type(exc).__name__, diagnostics=None)
 

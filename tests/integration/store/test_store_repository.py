@@ -324,7 +324,8 @@ def test_mark_failed_backs_off_then_fails_after_max_attempts(factory: Factory) -
     assert stored.last_error == {
         "status": 503,
         "code": "transient",
-        "diagnostics": "server unavailable",
+        "severity": None,
+        "expression": [],
     }
     assert claim(factory, "w1", at=now + timedelta(days=30)) == []
 
@@ -387,7 +388,8 @@ def test_mark_conflict_keeps_the_server_version_for_review(factory: Factory) -> 
     assert conflicts[0].last_error == {
         "status": 412,
         "code": "precondition-failed",
-        "diagnostics": None,
+        "severity": None,
+        "expression": [],
     }
     assert claim(factory, "w1", at=T0 + timedelta(days=1)) == []
 
@@ -454,8 +456,7 @@ def test_last_error_is_stored_as_json_with_fixed_keys(factory: Factory) -> None:
         raw = session.scalar(select(LedgerEntry.last_error))
     assert raw is not None
     stored = json.loads(raw)
-    assert set(stored) == {"status", "code", "diagnostics"}
-    assert len(stored["diagnostics"]) == 500
+    assert set(stored) == {"status", "code", "severity", "expression"}  # never diagnostics
 
 
 def test_release_claims_gives_entries_back_without_counting_the_attempt(factory: Factory) -> None:
