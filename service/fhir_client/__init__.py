@@ -56,6 +56,7 @@ from .errors import (
     error_for_status,
 )
 from .outcome import OperationOutcome, OutcomeIssue, parse_operation_outcome
+from .references import foreign_references, local_reference, normalise_references
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
@@ -108,7 +109,10 @@ __all__ = [
     "delete_job",
     "download",
     "error_for_status",
+    "foreign_references",
     "kick_off",
+    "local_reference",
+    "normalise_references",
     "parse_capability_statement",
     "parse_manifest",
     "parse_operation_outcome",

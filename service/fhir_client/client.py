@@ -20,6 +20,7 @@ from .auth import RefreshableAuth
 from .capabilities import ServerCapabilities, parse_capability_statement
 from .errors import FhirTransportError, InvalidServerResponse, error_for_status
 from .outcome import parse_operation_outcome
+from .references import Json, local_reference, normalise_references
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
 from .search import Params, iter_pages, iter_resources, param_items
@@ -175,7 +176,7 @@ class FhirClient:
             "GET", url, expected_type=resource_type, headers=headers, request_id=request_id
         )
         assert data is not None  # expected_type guarantees a body
-        return data
+        return self._local(data)
 
     def create(
         self,
@@ -325,7 +326,7 @@ class FhirClient:
                 request_id=request_id,
             )
             assert data is not None
-            return data
+            return self._local(data)
 
         return fetch
 
@@ -407,8 +408,12 @@ class FhirClient:
             idempotent=safe,
         )
         results = parse_bundle_response(
-            response, expected_type=f"{kind}-response", expected_entries=len(entries)
+            self._local(response),
+            expected_type=f"{kind}-response",
+            expected_entries=len(entries),
+            base_url=self.base_url,
         )
+        self._warn_foreign_locations(kind, [r.location for r in results])
         failed = sum(1 for r in results if not r.ok)
         log.info("fhir %s: %d entries, %d failed", kind, len(results), failed)
         return results
@@ -443,13 +448,26 @@ class FhirClient:
                 raise InvalidServerResponse(
                     f"{method} {self._path(url)} returned {got!r}, expected {expected!r}"
                 )
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        self._warn_foreign_locations(method, [location])
         return write_result(
             response.status_code,
-            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            location=location,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
-            body=body,
+            body=self._local(body),
+            base_url=self.base_url,
         )
+
+    def _local(self, data: Json) -> Json:
+        """References under this server's base made relative, as every caller compares them."""
+        return normalise_references(data, self.base_url)
+
+    def _warn_foreign_locations(self, what: str, locations: list[str | None]) -> None:
+        foreign = sum(1 for loc in locations if loc and local_reference(loc, self.base_url) is None)
+        if foreign:
+            # Not followed: the id then comes from the returned resource, if any.
+            log.warning("fhir %s: %d location(s) under another base URL ignored", what, foreign)
 
     def _json(
         self,
