@@ -21,7 +21,7 @@ from service.config import Settings
 from tests.api.contract import ContractClient
 from tests.api.samples import DIARY_ENTRY, INFUSION, diary, infusion
 from tests.conftest import KEYS, headers, make_env
-from tests.fhir_server import CountByIdentifier, count_by_identifier
+from tests.fhir_server import count_by_identifier
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +178,7 @@ def test_pulled_records_equal_what_was_pushed(new_client: AppFactory, any_fhir_s
 
 
 def test_a_changed_entry_updates_its_resource_in_place(
-    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
     patient = unique_patient("upd")
     entry = month_of_entries(patient, days=1)[0]
@@ -189,7 +189,7 @@ def test_a_changed_entry_updates_its_resource_in_place(
     updated = client.post("/sync/diary-entries", json=changed, headers=BATCH).json["results"][0]
     assert updated["outcome"] == "updated"
     value = f"diary-entry/{entry['entry_id']}/fatigue"
-    assert count_resources("Observation", SYSTEM, value) == 1
+    assert count_by_identifier(any_fhir_server, "Observation", SYSTEM, value) == 1
     after = {r["id"]: r["version_id"] for r in updated["resources"]}
     before = {r["id"]: r["version_id"] for r in created["resources"]}
     assert after.keys() == before.keys()  # same resources, not new ones
@@ -198,8 +198,9 @@ def test_a_changed_entry_updates_its_resource_in_place(
 
 
 def test_a_clinicians_edit_is_a_conflict_not_overwritten(
-    new_client: AppFactory, fhir_server: str
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     patient = unique_patient("conflict")
     entry = month_of_entries(patient, days=1)[0]
     client = new_client()
@@ -237,7 +238,7 @@ def test_a_clinicians_edit_is_a_conflict_not_overwritten(
 
 
 def test_a_rejected_resource_is_reported_with_the_servers_outcome_and_others_go_through(
-    new_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+    new_client: AppFactory, any_fhir_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import service.sync.push as push
 
@@ -262,7 +263,9 @@ def test_a_rejected_resource_is_reported_with_the_servers_outcome_and_others_go_
     assert "code" in json.dumps(rejected["error"])
 
 
-def test_async_accept_answers_202_and_the_worker_delivers(new_client: AppFactory) -> None:
+def test_async_accept_answers_202_and_the_worker_delivers(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
     patient = unique_patient("async")
     entries = month_of_entries(patient, days=3)
     client = new_client()
@@ -301,8 +304,9 @@ def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
 
 
 def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
-    new_client: AppFactory, fhir_server: str
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     patient = unique_patient("retract")
     entry = month_of_entries(patient, days=1)[0]
     client = new_client()
@@ -323,7 +327,9 @@ def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
     assert client.delete("/sync/diary-entries/never-sent", headers=BATCH).status_code == 404
 
 
-def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactory) -> None:
+def test_fhir_search_pass_through_pages_with_signed_tokens(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
     patient = unique_patient("search")
     client = new_client()
     client.post("/sync/diary-entries", json=month_of_entries(patient, days=2), headers=BATCH)
