@@ -232,6 +232,10 @@ def test_a_clinicians_edit_is_a_conflict_not_overwritten(
     assert view["status"] == "conflict"
     both = view["conflict"][f"Observation/{fatigue['id']}"]
     assert both["theirs"]["note"] == theirs["note"]
+    # Relative whatever the server writes, so it reads beside ours (SEKMET-absolute: a URL).
+    assert (
+        both["theirs"]["subject"] == both["ours"]["subject"] == {"reference": f"Patient/{patient}"}
+    )
     assert both["ours"]["valueInteger"] == changed["fatigue"]
     still = requests.get(f"{fhir_server}/Observation/{fatigue['id']}", timeout=10).json()
     assert still["note"] == theirs["note"] and still["valueInteger"] == entry["fatigue"]
