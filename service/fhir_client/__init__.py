@@ -56,7 +56,12 @@ from .errors import (
     error_for_status,
 )
 from .outcome import OperationOutcome, OutcomeIssue, parse_operation_outcome
-from .references import foreign_references, local_reference, normalise_references
+from .references import (
+    foreign_references,
+    is_absolute,
+    local_reference,
+    normalise_references,
+)
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
@@ -110,6 +115,7 @@ __all__ = [
     "download",
     "error_for_status",
     "foreign_references",
+    "is_absolute",
     "kick_off",
     "local_reference",
     "normalise_references",

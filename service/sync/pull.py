@@ -12,7 +12,7 @@ import mappings
 from mappings.errors import MappingError
 from mappings.identifiers import resource_business_key
 from mappings.records import DiaryEntry, Record
-from service.fhir_client import FhirClient, foreign_references
+from service.fhir_client import FhirClient, foreign_references, is_absolute
 from service.schemas import RecordKind
 
 log = logging.getLogger(__name__)
@@ -85,12 +85,14 @@ def records_from(
 ) -> Pulled:
     """Group the patient's resources by record and map each group back; a bad group is
     counted, not fatal. References must be relative to the server's base already (the client
-    does that): a resource whose subject is not `patient_reference` is left out, whatever the
-    server's search returned, and a group that still points at another base is unreadable."""
+    does that): a resource about another patient of this server is left out, whatever the
+    server's search returned, and a group that points at another base (its subject included)
+    is unreadable: kept whole, so it is counted instead of read back with a part missing."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     other_subject = 0
     for resource in resources:
-        if _subject(resource) != patient_reference:
+        subject = _subject(resource)
+        if subject != patient_reference and not (subject and is_absolute(subject)):
             other_subject += 1
             continue
         key = resource_business_key(resource)
