@@ -376,3 +376,47 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     unknown = client.get(f"/patients/{patient}/observations?subject=Patient/x", headers=BATCH)
     assert unknown.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_two_patients_of_one_app_each_read_only_their_own(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
+    a, b, nobody = (unique_patient(tag) for tag in ("iso-a", "iso-b", "iso-nobody"))
+    keys = {
+        p: {
+            "key": f"iso-key-{p}",
+            "client_id": KEYS["diary_app"]["client_id"],  # one diary app, two patients
+            "scopes": "patient/*.read patient/*.write",
+            "patient": f"Patient/{p}",
+        }
+        for p in (a, b)
+    }
+    client = new_client(DIARYBRIDGE_API_KEYS=json.dumps([*KEYS.values(), *keys.values()]))
+    for p in (a, b):
+        own = {"X-API-Key": keys[p]["key"]}
+        ref = {"reference": f"Patient/{p}"}
+        entries = month_of_entries(p, days=2)
+        assert set(outcomes(client.post("/sync/diary-entries", json=entries, headers=own))) == {
+            "created"
+        }
+        ivig = infusion(infusion_id=f"{p}-ivig", patient=ref)
+        assert outcomes(client.post("/sync/infusions", json=ivig, headers=own)) == ["created"]
+
+    as_a = {"X-API-Key": keys[a]["key"]}
+    for route in ("diary-entries", "infusions", "observations", "report"):
+        other = client.get(f"/patients/{b}/{route}", headers=as_a)
+        unknown = client.get(f"/patients/{nobody}/{route}", headers=as_a)
+        assert other.status_code == unknown.status_code == HTTPStatus.FORBIDDEN, route
+        assert other.get_data() == unknown.get_data(), route
+        assert b not in other.get_data(as_text=True)
+
+    pulled = client.get(f"/patients/{a}/diary-entries", headers=as_a).json
+    assert pulled["total"] == 2 and pulled["unreadable"] == 0
+    assert {e["patient"]["reference"] for e in pulled["diary_entries"]} == {f"Patient/{a}"}
+    found = client.get(f"/patients/{a}/observations?_count=100", headers=as_a).json
+    subjects = [e["resource"]["subject"]["reference"] for e in found["entry"]]
+    assert subjects == [f"Patient/{a}"] * count_ours(any_fhir_server, "Observation", a)
+    report = client.get(f"/patients/{a}/report", headers=as_a)
+    assert report.status_code == HTTPStatus.OK
+    html = report.get_data(as_text=True)
+    assert "2 diary entries" in html and "1 infusions" in html and b not in html
