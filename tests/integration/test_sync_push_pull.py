@@ -420,3 +420,35 @@ def test_two_patients_of_one_app_each_read_only_their_own(
     assert report.status_code == HTTPStatus.OK
     html = report.get_data(as_text=True)
     assert "2 diary entries" in html and "1 infusions" in html and b not in html
+
+
+@pytest.mark.parametrize("method", ["conditional-create", "conditional-update"])
+def test_server_chosen_ids_are_learnt_from_the_servers_locations(
+    new_client: AppFactory, any_fhir_server: str, method: str
+) -> None:
+    # With conditional writes the server picks the ids: we learn them from response.location
+    # (absolute on SEKMET, with "201 Created" as status) and must update those same resources.
+    patient = unique_patient("cond")
+    entries = month_of_entries(patient, days=2)
+    ivig = infusion(infusion_id=f"{patient}-ivig", patient={"reference": f"Patient/{patient}"})
+    client = new_client(DIARYBRIDGE_FHIR_PUSH_STRATEGY=method)
+    pushed = client.post("/sync/diary-entries", json=entries, headers=BATCH)
+    infused = client.post("/sync/infusions", json=ivig, headers=BATCH)
+    assert set(outcomes(pushed) + outcomes(infused)) == {"created"}
+    results = pushed.json["results"] + infused.json["results"]
+    for resource in (r for result in results for r in result["resources"]):
+        url = f"{any_fhir_server}/{resource['resource_type']}/{resource['id']}"
+        on_server = requests.get(url, timeout=10).json()
+        assert on_server["meta"]["versionId"] == resource["version_id"]
+    back = client.get(f"/patients/{patient}/infusions", headers=BATCH).json
+    assert back["total"] == 1 and back["unreadable"] == 0
+
+    changed = {**entries[0], "fatigue": (entries[0]["fatigue"] + 5) % 11}
+    assert outcomes(client.post("/sync/diary-entries", json=changed, headers=BATCH)) == ["updated"]
+    value = f"diary-entry/{changed['entry_id']}/fatigue"
+    assert count_by_identifier(any_fhir_server, "Observation", SYSTEM, value) == 1
+    pulled = client.get(f"/patients/{patient}/diary-entries", headers=BATCH).json
+    assert [e["fatigue"] for e in pulled["diary_entries"]] == [
+        changed["fatigue"],
+        entries[1]["fatigue"],
+    ]
