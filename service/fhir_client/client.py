@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 DEFAULT_USER_AGENT = "diarybridge-fhir-client/0.1"
+SEARCH_PREFER = "handling=strict"
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -315,6 +316,9 @@ class FhirClient:
         self, headers: Mapping[str, str] | None, request_id: str | None
     ) -> Callable[[str, Params | None], JsonObject]:
         """GET one searchset page (the paging iterator decides which)."""
+        # A server may ignore a parameter it does not support (SEKMET does, unless asked):
+        # an unfiltered answer taken for a filtered one is worse than a 400.
+        strict = {"Prefer": SEARCH_PREFER, **(headers or {})}
 
         def fetch(url: str, page_params: Params | None) -> JsonObject:
             data = self._json(
@@ -322,7 +326,7 @@ class FhirClient:
                 url,
                 params=page_params,
                 expected_type="Bundle",
-                headers=headers,
+                headers=strict,
                 request_id=request_id,
             )
             assert data is not None
