@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +26,7 @@ from service.schemas import ClinicalDateTime, Problem, RecordKind, dump_record
 from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+log = logging.getLogger(__name__)
 
 PATIENT_ID = r"[A-Za-z0-9.-]{1,64}"
 # FHIR search parameters a clinician's tool may pass through; the subject is always ours to set.
@@ -164,11 +166,15 @@ def observations(patient: str) -> Response:
             [Problem(", ".join(i.expression) or "query", _refusal(i, operator)) for i in issues],
         ) from None
     # Defence in depth: whatever the server sends, only this patient's resources go out.
+    # The client made references relative to its base: one under another base is not this patient.
     entries = [
         e
         for e in bundle.get("entry", [])
         if (e.get("resource") or {}).get("subject", {}).get("reference") == reference
     ]
+    left_out = len(bundle.get("entry", [])) - len(entries)
+    if left_out:
+        log.warning("left out %d search entries not about the patient", left_out)
     links = [{"relation": "self", "url": request.full_path.rstrip("?")}]
     for link in bundle.get("link", []):
         if link.get("relation") == "next" and link.get("url"):

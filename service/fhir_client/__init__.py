@@ -60,6 +60,12 @@ from .errors import (
     error_for_status,
 )
 from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_operation_outcome
+from .references import (
+    foreign_references,
+    is_absolute,
+    local_reference,
+    normalise_references,
+)
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
@@ -118,7 +124,11 @@ __all__ = [
     "delete_job",
     "download",
     "error_for_status",
+    "foreign_references",
+    "is_absolute",
     "kick_off",
+    "local_reference",
+    "normalise_references",
     "parse_capability_statement",
     "parse_manifest",
     "parse_operation_outcome",

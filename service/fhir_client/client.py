@@ -31,6 +31,7 @@ from .errors import (
     error_for_status,
 )
 from .outcome import parse_operation_outcome
+from .references import Json, local_reference, normalise_references
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
 from .search import Params, iter_pages, iter_resources, param_items
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 DEFAULT_USER_AGENT = "diarybridge-fhir-client/0.1"
+SEARCH_PREFER = "handling=strict"
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -219,7 +221,7 @@ class FhirClient:
             "GET", url, expected_type=resource_type, headers=headers, request_id=request_id
         )
         assert data is not None  # expected_type guarantees a body
-        return data
+        return self._local(data)
 
     def create(
         self,
@@ -358,6 +360,9 @@ class FhirClient:
         self, headers: Mapping[str, str] | None, request_id: str | None
     ) -> Callable[[str, Params | None], JsonObject]:
         """GET one searchset page (the paging iterator decides which)."""
+        # A server may ignore a parameter it does not support (SEKMET does, unless asked):
+        # an unfiltered answer taken for a filtered one is worse than a 400.
+        strict = {"Prefer": SEARCH_PREFER, **(headers or {})}
 
         def fetch(url: str, page_params: Params | None) -> JsonObject:
             data = self._json(
@@ -365,11 +370,11 @@ class FhirClient:
                 url,
                 params=page_params,
                 expected_type="Bundle",
-                headers=headers,
+                headers=strict,
                 request_id=request_id,
             )
             assert data is not None
-            return data
+            return self._local(data)
 
         return fetch
 
@@ -451,8 +456,12 @@ class FhirClient:
             idempotent=safe,
         )
         results = parse_bundle_response(
-            response, expected_type=f"{kind}-response", expected_entries=len(entries)
+            self._local(response),
+            expected_type=f"{kind}-response",
+            expected_entries=len(entries),
+            base_url=self.base_url,
         )
+        self._warn_foreign_locations(kind, [r.location for r in results])
         failed = sum(1 for r in results if not r.ok)
         log.info("fhir %s: %d entries, %d failed", kind, len(results), failed)
         return results
@@ -487,13 +496,26 @@ class FhirClient:
                 raise InvalidServerResponse(
                     f"{method} {self._path(url)} returned {got!r}, expected {expected!r}"
                 )
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        self._warn_foreign_locations(method, [location])
         return write_result(
             response.status_code,
-            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            location=location,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
-            body=body,
+            body=self._local(body),
+            base_url=self.base_url,
         )
+
+    def _local(self, data: Json) -> Json:
+        """References under this server's base made relative, as every caller compares them."""
+        return normalise_references(data, self.base_url)
+
+    def _warn_foreign_locations(self, what: str, locations: list[str | None]) -> None:
+        foreign = sum(1 for loc in locations if loc and local_reference(loc, self.base_url) is None)
+        if foreign:
+            # Not followed: the id then comes from the returned resource, if any.
+            log.warning("fhir %s: %d location(s) under another base URL ignored", what, foreign)
 
     def _json(
         self,
