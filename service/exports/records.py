@@ -24,6 +24,7 @@ from mappings.records import DiaryEntry, Record
 from service.exports.csv_columns import DIARY_COLUMNS, INFUSION_COLUMNS, header, row
 from service.exports.ndjson import TypeFiles, dumps
 from service.schemas import dump_record
+from service.sync.pull import retracted
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,13 @@ FILE_NAMES = {DIARY: "diary-entries", INFUSION: "infusions"}
 
 @dataclass
 class RecordCounts:
-    """What the conversion did: records per kind, groups it could not map, resources not ours."""
+    """What the conversion did: records per kind, groups it could not map, resources not ours,
+    and resources left out as retracted."""
 
     records: dict[str, int]
     failed_groups: int = 0
     not_ours: int = 0
+    retracted: int = 0
 
 
 def _group_id(resource: dict[str, Any]) -> str:
@@ -62,8 +65,13 @@ def grouped(paths: Iterable[Path], scratch: Path, counts: RecordCounts) -> Itera
                 for text in source:
                     if not text.strip():
                         continue
+                    resource = json.loads(text)
+                    if retracted(resource):
+                        # The pull's rule: a withdrawn resource is no part of a live record.
+                        counts.retracted += 1
+                        continue
                     try:
-                        batch.append((_group_id(json.loads(text)), text))
+                        batch.append((_group_id(resource), text))
                     except NotOurResource:
                         counts.not_ours += 1
                         continue
@@ -162,10 +170,12 @@ def write_records(
         if total % 1000 == 0:
             report(f"records: {total}")
     log.info(
-        "export: %d diary entries, %d infusions, %d groups failed, %d resources not ours",
+        "export: %d diary entries, %d infusions, %d groups failed, %d resources not ours, "
+        "%d retracted left out",
         counts.records[DIARY],
         counts.records[INFUSION],
         counts.failed_groups,
         counts.not_ours,
+        counts.retracted,
     )
     return counts

@@ -12,6 +12,7 @@ with build_client(FhirClientConfig(base_url="https://fhir.example/r4")) as fhir:
 from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
 from .bulk import (
     BulkExportCancelled,
+    BulkExportRefused,
     BulkExportTimeout,
     BulkManifest,
     BulkOutput,
@@ -19,6 +20,7 @@ from .bulk import (
     check_status,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     parse_manifest,
     wait_for_manifest,
@@ -67,6 +69,7 @@ __all__ = [
     "BasicAuth",
     "BearerTokenAuth",
     "BulkExportCancelled",
+    "BulkExportRefused",
     "BulkExportTimeout",
     "BulkManifest",
     "BulkOutput",
@@ -108,6 +111,7 @@ __all__ = [
     "delete_job",
     "download",
     "error_for_status",
+    "ignored_parameter_issues",
     "kick_off",
     "parse_capability_statement",
     "parse_manifest",

@@ -55,7 +55,8 @@ def test_system_kick_off_asks_async_fhir_json_with_type_and_since(
     url = kick_off(fhir, types=["Observation", "MedicationAdministration"], since="2026-01-01Z")
     sent = rsps.calls[0].request
     assert url == STATUS
-    assert sent.headers["Prefer"] == "respond-async"
+    # Strict: a server that cannot honour a parameter must refuse, not quietly ignore it.
+    assert sent.headers["Prefer"] == "respond-async, handling=strict"
     assert sent.headers["Accept"] == "application/fhir+json"
     query = parse_qs(urlsplit(sent.url).query)
     assert query["_type"] == ["Observation,MedicationAdministration"]
