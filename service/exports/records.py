@@ -23,6 +23,7 @@ from mappings.identifiers import resource_business_key
 from mappings.records import DiaryEntry, Record
 from service.exports.csv_columns import DIARY_COLUMNS, INFUSION_COLUMNS, header, row
 from service.exports.ndjson import TypeFiles, dumps
+from service.fhir_client.references import relative_reference
 from service.schemas import dump_record
 from service.sync.pull import retracted
 
@@ -115,16 +116,41 @@ def _outcome(group: list[str], exc: Exception) -> dict[str, Any]:
     }
 
 
+def with_relative_references(value: Any, base_url: str | None) -> Any:
+    """`value` with every reference to `base_url` written relative ('Patient/x').
+
+    Servers such as Firely (or SEKMET with absolute_references) answer absolute references; a
+    record names its patient as 'Patient/x' whatever the server wrote, so the round trip holds.
+    Relative and foreign references are left as they are.
+    """
+    if base_url is None:
+        return value
+    if isinstance(value, list):
+        return [with_relative_references(v, base_url) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: with_relative_references(v, base_url) for k, v in value.items()}
+    reference = value.get("reference")
+    if isinstance(reference, str) and "://" in reference:
+        relative = relative_reference(reference, base_url)
+        if relative is not None:
+            out["reference"] = relative
+    return out
+
+
 def records_from(
     paths: Iterable[Path],
     scratch: Path,
     counts: RecordCounts,
     on_error: Callable[[dict[str, Any]], None],
+    base_url: str | None = None,
 ) -> Iterator[Record]:
     """Our records from exported resource files; a group that fails becomes an outcome."""
     for group in grouped(paths, scratch, counts):
         try:
-            yield from mappings.from_resources(json.loads(text) for text in group)
+            yield from mappings.from_resources(
+                with_relative_references(json.loads(text), base_url) for text in group
+            )
         except MappingError as exc:
             counts.failed_groups += 1
             on_error(_outcome(group, exc))
@@ -148,15 +174,19 @@ def write_records(
     *,
     as_csv: bool,
     report: Callable[[str], None],
+    base_url: str | None = None,
 ) -> RecordCounts:
-    """Write records (NDJSON of our JSON, or CSV rows) per kind into `out`."""
+    """Write records (NDJSON of our JSON, or CSV rows) per kind into `out`.
+
+    `base_url`: the server the resources came from, whose absolute references become relative.
+    """
     counts = RecordCounts(records={DIARY: 0, INFUSION: 0})
     columns = {DIARY: DIARY_COLUMNS, INFUSION: INFUSION_COLUMNS}
 
     def on_error(outcome: dict[str, Any]) -> None:
         errors.write("OperationOutcome", dumps(outcome))
 
-    for record in records_from(paths, scratch, counts, on_error):
+    for record in records_from(paths, scratch, counts, on_error, base_url):
         kind = _kind(record)
         name = FILE_NAMES[kind]
         if as_csv:

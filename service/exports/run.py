@@ -116,6 +116,7 @@ def run_export(
                 errors,
                 as_csv=request.format is ExportFormat.CSV,
                 report=report,
+                base_url=fhir.base_url,
             )
             for name, count in out.commit().items():
                 files[out.path(name).name] = (RECORD_TYPES[name], count)
