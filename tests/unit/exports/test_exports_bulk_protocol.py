@@ -19,15 +19,19 @@ from export_fakes import BASE
 
 from service.fhir_client import (
     BulkExportCancelled,
+    BulkExportRefused,
     BulkExportTimeout,
     BulkManifest,
     FhirClient,
+    Forbidden,
     InvalidServerResponse,
     NotFound,
     ServerError,
+    Unauthorized,
     check_status,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     parse_manifest,
     wait_for_manifest,
@@ -251,3 +255,34 @@ def test_delete_job_deletes_the_status_url(fhir: FhirClient, rsps: responses.Req
     rsps.delete(STATUS, status=202)
     delete_job(fhir, STATUS)
     assert rsps.calls[0].request.method == "DELETE"
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 422, 501])
+def test_a_kick_off_the_server_will_not_run_as_asked_is_refused(
+    fhir: FhirClient, rsps: responses.RequestsMock, status: int
+) -> None:
+    rsps.post(f"{BASE}/Patient/$export", status=status)
+    with pytest.raises(BulkExportRefused, match=str(status)):
+        kick_off(fhir, patient="Patient/p1")
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, Unauthorized), (403, Forbidden)])
+def test_auth_failures_at_kick_off_are_not_refusals_to_work_around(
+    fhir: FhirClient, rsps: responses.RequestsMock, status: int, error: type[Exception]
+) -> None:
+    rsps.get(f"{BASE}/$export", status=status)
+    with pytest.raises(error) as caught:
+        kick_off(fhir)
+    assert not isinstance(caught.value, BulkExportRefused)
+
+
+def test_only_not_supported_issues_count_as_ignored_parameters() -> None:
+    def outcome(*codes: str) -> dict[str, object]:
+        issues = [{"severity": "warning", "code": c} for c in codes]
+        return {"resourceType": "OperationOutcome", "issue": issues}
+
+    assert ignored_parameter_issues(outcome("not-supported")) == 1
+    assert ignored_parameter_issues(outcome("not-supported", "processing", "not-supported")) == 2
+    assert ignored_parameter_issues(outcome("processing", "too-costly")) == 0
+    assert ignored_parameter_issues({"resourceType": "Observation", "issue": []}) == 0
+    assert ignored_parameter_issues({"resourceType": "OperationOutcome"}) == 0
