@@ -143,14 +143,12 @@ def _before(until: datetime | None, resource: dict[str, object]) -> bool:
     return when is None or when < until
 
 
-def _server_errors(
-    fhir: FhirClient, manifest: BulkManifest, staging: Path
-) -> Iterator[tuple[int, Path]]:
+def _server_errors(fhir: FhirClient, manifest: BulkManifest, staging: Path) -> Iterator[Path]:
     """Download the manifest's error[] files first: they decide whether the output is usable."""
     for index, item in enumerate(manifest.error):
         piece = staging / f"error-{index}.ndjson"
         download(fhir, item.url, piece, manifest)
-        yield index, piece
+        yield piece
 
 
 def fetch_by_bulk(
@@ -187,9 +185,7 @@ def fetch_by_bulk(
         staging.mkdir(parents=True, exist_ok=True)
         errors = list(_server_errors(fhir, manifest, staging))
         ignored = sum(
-            ignored_parameter_issues(outcome)
-            for _, piece in errors
-            for outcome in read_lines(piece)
+            ignored_parameter_issues(outcome) for piece in errors for outcome in read_lines(piece)
         )
         if ignored:
             raise BulkExportRefused(
@@ -198,7 +194,7 @@ def fetch_by_bulk(
             )
         for resource_type in request.types:
             files.handle(resource_type)
-        for _, piece in errors:
+        for piece in errors:
             for outcome in read_lines(piece):
                 files.write(ERRORS, dumps(outcome))
             piece.unlink()
