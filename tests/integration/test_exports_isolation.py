@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +137,13 @@ def path_of(url: str) -> str:
 
 def run(client: FlaskClient, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
     started = client.post("/exports", json=body, headers=headers)
-    assert started.status_code == 202, started.get_json()
+    assert started.status_code == HTTPStatus.ACCEPTED, started.get_json()
     status = path_of(started.headers["Content-Location"])
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         answer = client.get(status, headers=headers)
-        if answer.status_code != 202:
-            assert answer.status_code == 200, answer.get_json()
+        if answer.status_code != HTTPStatus.ACCEPTED:
+            assert answer.status_code == HTTPStatus.OK, answer.get_json()
             return {"status": status, **answer.get_json()}
         time.sleep(0.1)
     raise AssertionError("export not done within 90 s")
@@ -152,7 +153,7 @@ def files(client: FlaskClient, headers: dict[str, str], manifest: dict[str, Any]
     got: dict[str, list[dict[str, Any]]] = {}
     for item in manifest["output"]:
         body = client.get(path_of(item["url"]), headers=headers)
-        assert body.status_code == 200
+        assert body.status_code == HTTPStatus.OK
         got[item["type"]] = [json.loads(x) for x in body.get_data(as_text=True).splitlines()]
     return got
 
@@ -242,13 +243,13 @@ def test_another_patients_job_answers_exactly_like_no_job(
         ]:
             theirs = client.open(path, method=method, headers=auth(who))
             nothing = client.open(same_as, method=method, headers=auth(who))
-            assert theirs.status_code == nothing.status_code == 404
+            assert theirs.status_code == nothing.status_code == HTTPStatus.NOT_FOUND
             assert theirs.get_data() == nothing.get_data()
             checks += 1
     assert checks == 9
     # Nothing they did touched A's job; A's other credential (same client, same patient) sees it.
     for who in ("a", "jwt-a"):
-        assert client.get(status, headers=auth(who)).status_code == 200
-        assert client.get(file_path, headers=auth(who)).status_code == 200
-    assert client.delete(status, headers=auth("jwt-a")).status_code == 202
-    assert client.get(status, headers=auth("a")).status_code == 404
+        assert client.get(status, headers=auth(who)).status_code == HTTPStatus.OK
+        assert client.get(file_path, headers=auth(who)).status_code == HTTPStatus.OK
+    assert client.delete(status, headers=auth("jwt-a")).status_code == HTTPStatus.ACCEPTED
+    assert client.get(status, headers=auth("a")).status_code == HTTPStatus.NOT_FOUND

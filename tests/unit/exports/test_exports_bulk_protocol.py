@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -257,18 +258,30 @@ def test_delete_job_deletes_the_status_url(fhir: FhirClient, rsps: responses.Req
     assert rsps.calls[0].request.method == "DELETE"
 
 
-@pytest.mark.parametrize("status", [400, 404, 405, 422, 501])
+@pytest.mark.parametrize(
+    "status",
+    [
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.NOT_IMPLEMENTED,
+    ],
+)
 def test_a_kick_off_the_server_will_not_run_as_asked_is_refused(
-    fhir: FhirClient, rsps: responses.RequestsMock, status: int
+    fhir: FhirClient, rsps: responses.RequestsMock, status: HTTPStatus
 ) -> None:
     rsps.post(f"{BASE}/Patient/$export", status=status)
-    with pytest.raises(BulkExportRefused, match=str(status)):
+    with pytest.raises(BulkExportRefused, match=str(status.value)):
         kick_off(fhir, patient="Patient/p1")
 
 
-@pytest.mark.parametrize(("status", "error"), [(401, Unauthorized), (403, Forbidden)])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(HTTPStatus.UNAUTHORIZED, Unauthorized), (HTTPStatus.FORBIDDEN, Forbidden)],
+)
 def test_auth_failures_at_kick_off_are_not_refusals_to_work_around(
-    fhir: FhirClient, rsps: responses.RequestsMock, status: int, error: type[Exception]
+    fhir: FhirClient, rsps: responses.RequestsMock, status: HTTPStatus, error: type[Exception]
 ) -> None:
     rsps.get(f"{BASE}/$export", status=status)
     with pytest.raises(error) as caught:

@@ -8,6 +8,7 @@ handling, an export that says in error[] it ignored `patient`, and one that igno
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ def serve_bulk_ignoring_patient(
     rsps: responses.RequestsMock, data: list[dict[str, Any]], error: list[dict[str, Any]]
 ) -> None:
     """Patient/$export that exports every patient, with `error` as its manifest's error[]."""
-    rsps.post(f"{BASE}/Patient/$export", status=202, headers={"Content-Location": STATUS})
+    rsps.post(
+        f"{BASE}/Patient/$export", status=HTTPStatus.ACCEPTED, headers={"Content-Location": STATUS}
+    )
     output = []
     for t in ("Observation", "MedicationAdministration"):
         url = f"{BASE}/files/{t}.ndjson"
@@ -61,8 +64,8 @@ def serve_bulk_ignoring_patient(
         "output": output,
         "error": errors,
     }
-    rsps.get(STATUS, status=200, json=manifest)
-    rsps.delete(STATUS, status=202)
+    rsps.get(STATUS, status=HTTPStatus.OK, json=manifest)
+    rsps.delete(STATUS, status=HTTPStatus.ACCEPTED)
 
 
 def outcome(code: str, text: str) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def test_kick_off_asks_strict_handling_and_a_refusal_falls_back_to_search(
 ) -> None:
     rsps.post(
         f"{BASE}/Patient/$export",
-        status=400,
+        status=HTTPStatus.BAD_REQUEST,
         json=outcome("not-supported", "Unsupported parameters: ['patient']"),
     )
     serve_search(rsps, data, page=7)  # a search that ignores `patient` too: all come back
