@@ -1,7 +1,7 @@
 """The Bulk Data $export protocol as the client speaks it, against a mocked server.
 
-The test FHIR server (Medplum's FhirRouter) has no $export, so these exchanges are the proof of
-this path; the search path is proven against the real server in tests/integration.
+Medplum's router has no $export; SEKMET has (tests/integration/test_exports_sekmet.py). These
+pin what a real server won't easily send: retries, timeouts, broken downloads, odd manifests.
 """
 
 from __future__ import annotations
