@@ -13,6 +13,7 @@ from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
 from .breaker import BreakerState, CircuitBreaker
 from .bulk import (
     BulkExportCancelled,
+    BulkExportRefused,
     BulkExportTimeout,
     BulkManifest,
     BulkOutput,
@@ -20,6 +21,7 @@ from .bulk import (
     check_status,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     parse_manifest,
     wait_for_manifest,
@@ -63,8 +65,10 @@ from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_op
 from .references import (
     foreign_references,
     is_absolute,
+    is_foreign_reference,
     local_reference,
     normalise_references,
+    relative_reference,
 )
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
@@ -79,6 +83,7 @@ __all__ = [
     "BreakerState",
     "BudgetExhausted",
     "BulkExportCancelled",
+    "BulkExportRefused",
     "BulkExportTimeout",
     "BulkManifest",
     "BulkOutput",
@@ -125,13 +130,16 @@ __all__ = [
     "download",
     "error_for_status",
     "foreign_references",
+    "ignored_parameter_issues",
     "is_absolute",
+    "is_foreign_reference",
     "kick_off",
     "local_reference",
     "normalise_references",
     "parse_capability_statement",
     "parse_manifest",
     "parse_operation_outcome",
+    "relative_reference",
     "release_for_version",
     "time_budget",
     "wait_for_manifest",

@@ -88,3 +88,33 @@ def foreign_references(node: Any) -> list[str]:
         for value in node:
             found.extend(foreign_references(value))
     return found
+
+
+_PARTS = re.compile(
+    r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$"
+)
+
+
+def relative_reference(reference: str, base_url: str) -> str | None:
+    """`Type/id` (no version) of a literal reference to `base_url`, relative or absolute; None
+    for anything else: another server's resource, a contained (`#x`) or logical (`urn:`)
+    reference, an absolute one with a query or fragment, or no literal reference at all.
+
+    Stricter than local_reference: exports decide whose a resource is with it, so whatever is
+    not plainly a resource of this server counts as not the job's patient.
+    """
+    if not isinstance(reference, str) or (
+        is_absolute(reference) and ("?" in reference or "#" in reference)
+    ):
+        return None
+    match = _PARTS.match(local_reference(reference, base_url) or "")
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def is_foreign_reference(reference: str, base_url: str) -> bool:
+    """True for an absolute URL that does not lie under `base_url` (another server's resource)."""
+    return (
+        isinstance(reference, str)
+        and is_absolute(reference)
+        and relative_reference(reference, base_url) is None
+    )

@@ -50,6 +50,11 @@ def _search_params(patient_reference: str, window: PullWindow) -> list[tuple[str
     return params
 
 
+def retracted(resource: dict[str, Any]) -> bool:
+    """A resource we withdrew (entered-in-error): part of no live record, in a pull or an export."""
+    return resource.get("status") == "entered-in-error"
+
+
 def our_resources(
     client: FhirClient, patient_reference: str, window: PullWindow, request_id: str | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -61,7 +66,7 @@ def our_resources(
             page_size=PAGE_SIZE,
             request_id=request_id,
         ):
-            if resource.get("status") == "entered-in-error":
+            if retracted(resource):
                 continue
             try:
                 resource_business_key(resource)
