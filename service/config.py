@@ -166,6 +166,10 @@ class Settings:
     worker_batch: int = 50
     exports_dir: str = ""  # empty: exports/ beside a SQLite database file, else ./var/exports
     readiness_timeout: float = 3.0  # seconds /readyz waits for the FHIR server's /metadata
+    # Bulk Data: the one Group id Group/[id]/$export answers (every patient); empty: refused.
+    export_group: str = ""
+    # The token endpoint of the authorization server whose JWTs we accept (SMART discovery).
+    smart_token_url: str = ""
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -190,6 +194,8 @@ class Settings:
             worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
             exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
+            export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
+            smart_token_url=env.get("DIARYBRIDGE_SMART_TOKEN_URL", ""),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
