@@ -321,3 +321,92 @@ def test_a_named_cli_job_exports_only_what_changed_since_its_last_run(
     assert everything["output"][0]["count"] == len(
         [k for k in direct_search(clinic.base_url) if k.startswith("Observation/")]
     )
+
+
+def backend_services_token(base_url: str, pem: Path) -> str:
+    """SMART backend services by the book: discover the token endpoint, sign, exchange."""
+    config = requests.get(f"{base_url}/.well-known/smart-configuration", timeout=10).json()
+    assert "client-confidential-asymmetric" in config["capabilities"]
+    key = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": CLIENT_ID,
+            "sub": CLIENT_ID,
+            "aud": config["token_endpoint"],
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+        },
+        key,  # type: ignore[arg-type]
+        algorithm="RS384",
+    )
+    answer = requests.post(
+        config["token_endpoint"],
+        data={
+            "grant_type": "client_credentials",
+            "scope": " ".join(f"system/{t}.read" for t in TYPES),
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def test_the_ig_flow_by_the_book_with_a_parameters_body(
+    clinic: RunningServer, client_key: tuple[Any, Path], stack: tuple[str, AuthorizationServer]
+) -> None:
+    base_url, _auth = stack
+    auth = {"Authorization": f"Bearer {backend_services_token(base_url, client_key[1])}"}
+    statement = requests.get(f"{base_url}/metadata", timeout=10).json()
+    assert statement["rest"][0]["operation"][0]["name"] == "export"
+
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "_type", "valueString": ",".join(TYPES)},
+            {"name": "_outputFormat", "valueString": "application/fhir+ndjson"},
+            {"name": "_typeFilter", "valueString": "Observation?category=survey"},
+        ],
+    }
+    kickoff = requests.post(
+        f"{base_url}/Patient/$export",
+        json=body,
+        headers={**auth, "Prefer": "respond-async", "Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert kickoff.status_code == 202, kickoff.text
+    status_url = kickoff.headers["Content-Location"]
+    deadline = time.monotonic() + 60
+    while (status := requests.get(status_url, headers=auth, timeout=10)).status_code == 202:
+        assert status.headers["X-Progress"] and int(status.headers["Retry-After"]) > 0
+        assert time.monotonic() < deadline, "the export did not finish in 60 s"
+        time.sleep(0.2)
+    assert status.status_code == 200
+    manifest = status.json()
+    assert manifest["request"] == f"{base_url}/Patient/$export"
+    assert manifest["requiresAccessToken"] is True
+
+    exported: dict[str, dict[str, Any]] = {}
+    for item in manifest["output"]:
+        file = requests.get(
+            item["url"], headers={**auth, "Accept": "application/fhir+ndjson"}, timeout=30
+        )
+        assert file.status_code == 200 and file.headers["Content-Type"].startswith(
+            "application/fhir+ndjson"
+        )
+        lines = [json.loads(line) for line in file.text.splitlines()]
+        assert len(lines) == item["count"]
+        exported |= {f"{r['resourceType']}/{r['id']}": r for r in lines}
+    assert exported == direct_search(clinic.base_url)
+
+    # Lenient (the default): the ignored _typeFilter is named in error[], as a warning.
+    [note] = manifest["error"]
+    outcome = requests.get(note["url"], headers=auth, timeout=10).json()
+    assert outcome["issue"][0]["severity"] == "warning"
+    assert outcome["issue"][0]["diagnostics"].startswith("_typeFilter:")
+
+    assert requests.delete(status_url, headers=auth, timeout=10).status_code == 202
+    assert requests.get(status_url, headers=auth, timeout=10).status_code == 404
