@@ -47,6 +47,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name) or ""
+    if raw and not raw.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return raw
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = (env.get(name) or default).lower()
     if raw not in choices:
@@ -195,7 +202,7 @@ class Settings:
             exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),
             export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
-            smart_token_url=env.get("DIARYBRIDGE_SMART_TOKEN_URL", ""),
+            smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
