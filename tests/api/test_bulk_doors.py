@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import create_app
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.discovery import EXPORT_OPERATIONS
 from service.store import exports as jobs
 from tests.api.contract import ContractClient
@@ -300,3 +300,16 @@ def test_smart_configuration_from_settings(tmp_path: Path) -> None:
 def test_smart_configuration_without_an_authorization_server(client: FlaskClient) -> None:
     missing = client.get("/.well-known/smart-configuration")
     assert missing.status_code == 404 and issue(missing)["code"] == "not-found"
+
+
+def test_post_exports_cannot_set_what_only_a_kick_off_stores(client: FlaskClient) -> None:
+    # kickoff/ignored shape the manifest; a POST /exports body must not be able to forge them.
+    for field in ("kickoff", "ignored"):
+        refused = client.post("/exports", json={field: "x"}, headers=headers("batch"))
+        assert refused.status_code == 422
+        assert refused.get_json()["problems"][0]["field"] == field
+
+
+def test_the_token_url_setting_must_be_a_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DIARYBRIDGE_SMART_TOKEN_URL"):
+        Settings.from_env(make_env(tmp_path, DIARYBRIDGE_SMART_TOKEN_URL="auth.example.test"))
