@@ -19,6 +19,7 @@ from service.api.errors import ApiError
 from service.config import Settings
 from service.exports import EXPORTABLE_TYPES
 from service.exports.kickoff import (
+    BulkNotSupported,
     BulkRequestError,
     Level,
     accepted_outcome,
@@ -81,9 +82,9 @@ def export_group(group_id: str) -> Response:
     """Group-level export: the configured Group (DIARYBRIDGE_EXPORT_GROUP) is every patient."""
     settings: Settings = current_app.config["SETTINGS"]
     if not settings.export_group:
-        raise ApiError(
-            HTTPStatus.NOT_IMPLEMENTED,
-            "not_supported",
+        # A 4xx: the caller asked for what this deployment does not offer (no 5xx is ours).
+        raise BulkNotSupported(
+            "group_id",
             "Group export is not supported here; use [base]/$export or [base]/Patient/$export",
         )
     if group_id != settings.export_group:

@@ -108,7 +108,6 @@ ISSUE_TYPE = {
     HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not-found",
     HTTPStatus.GONE: "not-found",
-    HTTPStatus.NOT_IMPLEMENTED: "not-supported",
     HTTPStatus.UNPROCESSABLE_ENTITY: "invalid",
     HTTPStatus.SERVICE_UNAVAILABLE: "transient",
     HTTPStatus.BAD_GATEWAY: "transient",

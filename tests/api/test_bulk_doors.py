@@ -199,7 +199,7 @@ def test_credentials_are_still_needed(client: FlaskClient) -> None:
 
 def test_group_export_is_not_supported_without_a_configured_cohort(client: FlaskClient) -> None:
     refused = client.get("/Group/registry/$export", headers=as_("batch"))
-    assert refused.status_code == 501
+    assert refused.status_code == 400
     assert issue(refused)["code"] == "not-supported"
 
 
