@@ -313,3 +313,24 @@ def test_post_exports_cannot_set_what_only_a_kick_off_stores(client: FlaskClient
 def test_the_token_url_setting_must_be_a_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="DIARYBRIDGE_SMART_TOKEN_URL"):
         Settings.from_env(make_env(tmp_path, DIARYBRIDGE_SMART_TOKEN_URL="auth.example.test"))
+
+
+def test_a_kick_off_logs_no_patient(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(Settings.from_env(make_env(tmp_path, DIARYBRIDGE_LOG_LEVEL="DEBUG")))
+    client = app.test_client()
+    caplog.set_level("DEBUG")
+    marker = "zq7BulkMarker41"
+    started = client.get(
+        f"/Patient/$export?patient=Patient/{marker}&_typeFilter=Observation%3Fcode%3D{marker}",
+        headers=as_("batch"),
+    )
+    assert started.status_code == 202
+    refused = client.get(f"/Patient/$export?patient=Patient/{marker}", headers=as_("batch", {}))
+    assert refused.status_code == 400 and marker not in refused.get_data(as_text=True)
+    app.extensions["diarybridge.export_runner"].join(10)  # its run (failing: no server) logs too
+    out, err = capfd.readouterr()
+    logged = out + err + "".join(str(vars(record)) for record in caplog.records)
+    assert "export job" in logged  # the runner did log, and not the patient
+    assert marker not in logged
