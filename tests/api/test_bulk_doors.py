@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fhir.resources as r5
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from flask import Flask
@@ -266,11 +267,13 @@ def test_metadata_is_a_truthful_capability_statement(app: Flask, client: FlaskCl
 
 
 def test_metadata_in_r5_on_request(client: FlaskClient) -> None:
-    statement = client.get("/metadata?fhirVersion=5.0").get_json(force=True)
-    assert statement["fhirVersion"] == "5.0.0"
-    get_fhir_model_class("CapabilityStatement").model_validate(
-        {**statement, "fhirVersion": "4.0.1"}
-    )
+    by_query = client.get("/metadata?fhirVersion=5.0").get_json(force=True)
+    by_accept = client.get(
+        "/metadata", headers={"Accept": "application/fhir+json; fhirVersion=5.0"}
+    ).get_json(force=True)
+    assert by_query == by_accept
+    assert by_query["fhirVersion"] == "5.0.0"
+    r5.get_fhir_model_class("CapabilityStatement").model_validate(by_query)
 
 
 def test_smart_configuration_from_settings(tmp_path: Path) -> None:
