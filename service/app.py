@@ -12,10 +12,12 @@ from service import observability
 from service.api import (
     audit,
     auth,
+    bulk,
     convert,
     errors,
     exports,
     health,
+    metadata,
     ops,
     patients,
     report,
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(patients.bp)
     app.register_blueprint(report.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
+    app.register_blueprint(bulk.bp)  # Bulk Data $export doors onto the same export jobs
+    app.register_blueprint(metadata.bp)
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.
         app.extensions["diarybridge.sync"].start_worker()

@@ -197,10 +197,23 @@ def _export(args: argparse.Namespace) -> int:
     fhir_settings = settings.fhir
     if args.fhir_base_url:
         fhir_settings = replace(fhir_settings, base_url=args.fhir_base_url)
+    sessions = None
+    since = args.since
+    if args.job_name:
+        from service.store import export_checkpoints, make_engine, make_session_factory, upgrade
+
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        if since is None:
+            # Incremental: start where the last completed run of this job name ended.
+            with sessions.begin() as session:
+                since = export_checkpoints.last_transaction_time(session, args.job_name)
+            print(f"export: job {args.job_name}: since {since or 'the beginning'}", file=sys.stderr)
     try:
         request = export_request(
             {
-                "since": args.since,
+                "since": since,
                 "until": args.until,
                 "patient": args.patient,
                 "types": args.type,
@@ -224,6 +237,11 @@ def _export(args: argparse.Namespace) -> int:
             report=report,
             use_bulk=False if args.search else None,
         )
+    if sessions is not None:
+        from service.store import export_checkpoints
+
+        with sessions.begin() as session:
+            export_checkpoints.record_run(session, args.job_name, request.to_json(), manifest)
     for item in manifest["output"] + manifest["error"]:
         print(f"{item['type']}: {item['count']} -> {item['url']}", file=sys.stderr)
     print(str(out_dir / "manifest.json"))
@@ -315,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="bulk export from the FHIR server: NDJSON per type + manifest, or CSV"
     )
     export.add_argument("--since", help="resources updated at/after (ISO 8601 with timezone)")
+    export.add_argument(
+        "--job-name",
+        help="incremental: remember this job's last transaction time in the database and, "
+        "without --since, export only what changed since its last completed run",
+    )
     export.add_argument("--until", help="resources updated before (ISO 8601 with timezone)")
     export.add_argument("--patient", help="only this patient (Patient/<id>)")
     export.add_argument(

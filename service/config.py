@@ -73,6 +73,13 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
+def _url(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name) or ""
+    if raw and not raw.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return raw
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = (env.get(name) or default).lower()
     if raw not in choices:
@@ -217,6 +224,10 @@ class Settings:
     web_threads: int = 4  # threads per gunicorn process
     # Set (by `serve`, the gunicorn config, or the operator): counters are shared by all workers.
     metrics_multiproc_dir: str = ""
+    # Bulk Data: the one Group id Group/[id]/$export answers (every patient); empty: refused.
+    export_group: str = ""
+    # The token endpoint of the authorization server whose JWTs we accept (SMART discovery).
+    smart_token_url: str = ""
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -246,6 +257,8 @@ class Settings:
             web_workers=_positive(env, "DIARYBRIDGE_WORKERS", default_workers()),
             web_threads=_positive(env, "DIARYBRIDGE_THREADS", 4),
             metrics_multiproc_dir=env.get(METRICS_DIR_VAR, ""),
+            export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
+            smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),

@@ -10,7 +10,15 @@ from service.api.errors import error_response
 from service.security import Authenticator, Forbidden, KeysUnavailable, Unauthenticated
 
 # ops.metrics checks credentials itself: it is public when DIARYBRIDGE_METRICS_PUBLIC is true.
-PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "ops.metrics", "static"}
+# Discovery (metadata.*) is public: clients read it to learn how to get credentials.
+PUBLIC_ENDPOINTS = {
+    "health.healthz",
+    "health.readyz",
+    "ops.metrics",
+    "metadata.capability",
+    "metadata.smart",
+    "static",
+}
 API_KEY_HEADER = "X-API-Key"
 
 

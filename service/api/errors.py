@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from mappings import errors as mapping_errors
 from service.convert import FhirInputError
+from service.exports.kickoff import BulkRequestError
 from service.exports.request import ExportRequestError
 from service.fhir_client import FhirClientError
 from service.json_input import JsonTooDeep
@@ -72,6 +73,8 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         "invalid_export_request",
         "the export request has problems",
     ),
+    # The Bulk Data kick-off's own rules: the IG answers a refused kick-off with a 4xx.
+    (BulkRequestError, HTTPStatus.BAD_REQUEST, "invalid_bulk_request", None),
     (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
     # A record id is its patient's forever: reusing it for another patient is refused whole.
     (
@@ -114,7 +117,18 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
 
 
 # Endpoints that answer FHIR resources answer their errors as an OperationOutcome too.
-FHIR_SHAPED_ENDPOINTS = {"patients.observations"}
+FHIR_SHAPED_ENDPOINTS = {
+    "patients.observations",
+    # The Bulk Data doors (service/api/bulk.py) and the job flow they share with POST /exports.
+    "bulk.export_system",
+    "bulk.export_patient",
+    "bulk.export_group",
+    "metadata.capability",
+    "metadata.smart",
+    "exports.status",
+    "exports.cancel",
+    "exports.download",
+}
 # HTTP status -> OperationOutcome issue type (http://hl7.org/fhir/issue-type).
 ISSUE_TYPE = {
     HTTPStatus.BAD_REQUEST: "invalid",
@@ -122,6 +136,7 @@ ISSUE_TYPE = {
     HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not-found",
     HTTPStatus.CONFLICT: "conflict",
+    HTTPStatus.GONE: "not-found",
     HTTPStatus.UNPROCESSABLE_ENTITY: "invalid",
     HTTPStatus.SERVICE_UNAVAILABLE: "transient",
     HTTPStatus.BAD_GATEWAY: "transient",
@@ -129,10 +144,14 @@ ISSUE_TYPE = {
 
 
 def operation_outcome(
-    status: HTTPStatus, code: str, message: str, problems: list[Problem]
+    status: HTTPStatus,
+    code: str,
+    message: str,
+    problems: list[Problem],
+    issue_type: str | None = None,
 ) -> dict[str, Any]:
     """The error as a FHIR OperationOutcome: one issue per problem (or one for the message)."""
-    issue_type = ISSUE_TYPE.get(status, "exception")
+    issue_type = issue_type or ISSUE_TYPE.get(status, "exception")
     issues = [
         {"severity": "error", "code": issue_type, "diagnostics": p.message, "expression": [p.field]}
         for p in problems
@@ -143,11 +162,15 @@ def operation_outcome(
 
 
 def error_response(
-    status: HTTPStatus, code: str, message: str, problems: list[Problem] | None = None
+    status: HTTPStatus,
+    code: str,
+    message: str,
+    problems: list[Problem] | None = None,
+    issue_type: str | None = None,
 ) -> Response:
     """Render the one error body (an OperationOutcome on FHIR-shaped endpoints)."""
     if has_request_context() and request.endpoint in FHIR_SHAPED_ENDPOINTS:
-        outcome = operation_outcome(status, code, message, problems or [])
+        outcome = operation_outcome(status, code, message, problems or [], issue_type)
         return Response(json.dumps(outcome), status=status, mimetype="application/fhir+json")
     body: dict[str, Any] = ErrorSchema().dump(
         {"error": code, "message": message, "problems": problems or []}
@@ -172,7 +195,8 @@ def register_error_handlers(app: Flask) -> None:
         def handler(
             exc: Exception, status: HTTPStatus = status, code: str = code, msg: str | None = message
         ) -> Response:
-            response = error_response(status, code, msg or str(exc), _problems(exc))
+            issue_type = getattr(exc, "issue_code", None)  # the exception's own, if it has one
+            response = error_response(status, code, msg or str(exc), _problems(exc), issue_type)
             if isinstance(exc, StorageUnavailable):
                 response.headers["Retry-After"] = str(exc.retry_after)
                 log.warning("storage unavailable: %s", exc.kind)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,7 @@ def _authorise(export: ExportRequest) -> ExportRequest:
     if export.patient is None and caller.patient is not None:
         if not caller.patient.startswith("Patient/"):
             raise ExportRequestError("patient", "name the patient as a reference Patient/<id>")
-        export = ExportRequest(
-            export.since, export.until, caller.patient, export.types, export.format
-        )
+        export = replace(export, patient=caller.patient)
     types = export.types if export.format is ExportFormat.FHIR else EXPORTABLE_TYPES
     for resource_type in types:
         caller.require("read", resource_type, export.patient)
@@ -106,13 +105,12 @@ def _job_for_caller(job_id: str) -> ExportJobView:
     return job
 
 
-@bp.post("")
-def kick_off() -> Response:
-    """Queue an export job; 202 with its status URL in Content-Location."""
-    body = read_json()
-    if not isinstance(body, dict):
-        raise ExportRequestError("_schema", "must be a JSON object")
-    export = _authorise(export_request(body))
+def queue_job(export: ExportRequest) -> str:
+    """Authorise and queue one export job for the caller; returns its id.
+
+    The one job-creation path: POST /exports and the Bulk Data $export doors both use it.
+    """
+    export = _authorise(export)
     caller = principal()
     job_id = str(uuid.uuid4())
     with current_app.extensions["diarybridge.sessions"].begin() as session:
@@ -122,12 +120,28 @@ def kick_off() -> Response:
             client_id=caller.client_id,
             patient=caller.patient,
             request=export.to_json(),
+            # The base of the job's file URLs (the runner appends /<id>/files/<name>).
             request_url=url_for("exports.kick_off", _external=True),
         )
     _runner().wake()
+    return job_id
+
+
+def status_url(job_id: str) -> str:
+    """The absolute URL a client polls (Content-Location of a kick-off)."""
+    return url_for("exports.status", job_id=job_id, _external=True)
+
+
+@bp.post("")
+def kick_off() -> Response:
+    """Queue an export job; 202 with its status URL in Content-Location."""
+    body = read_json()
+    if not isinstance(body, dict):
+        raise ExportRequestError("_schema", "must be a JSON object")
+    job_id = queue_job(export_request(body))
     response = jsonify({"id": job_id, "status": ExportJobStatus.QUEUED.value})
     response.status_code = HTTPStatus.ACCEPTED
-    response.headers["Content-Location"] = url_for("exports.status", job_id=job_id, _external=True)
+    response.headers["Content-Location"] = status_url(job_id)
     return response
 
 

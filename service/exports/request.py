@@ -39,16 +39,25 @@ class ExportRequest:
     patient: str | None
     types: tuple[str, ...]
     format: ExportFormat
+    # Set by the Bulk Data kick-off ($export): its URL, the manifest's `request`, and the
+    # parameters it ignored under `Prefer: handling=lenient` (names only, never values).
+    kickoff: str | None = None
+    ignored: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The request as stored with a job (and shown back in logs: no values in it)."""
-        return {
+        data: dict[str, Any] = {
             "since": instant(self.since) if self.since else None,
             "until": instant(self.until) if self.until else None,
             "patient": self.patient,
             "types": list(self.types),
             "format": self.format.value,
         }
+        if self.kickoff is not None:
+            data["kickoff"] = self.kickoff
+        if self.ignored:
+            data["ignored"] = list(self.ignored)
+        return data
 
 
 def instant(value: datetime) -> str:
@@ -102,9 +111,17 @@ def parse_patient(value: Any) -> str | None:
     return value
 
 
-def export_request(data: Mapping[str, Any]) -> ExportRequest:
-    """Check a request body (API) or the command line's options (CLI) in one place."""
-    unknown = set(data) - {"since", "until", "patient", "types", "format"}
+PUBLIC_FIELDS = frozenset({"since", "until", "patient", "types", "format"})
+# Only a stored job request carries these; the $export kick-off sets them, no body may.
+STORED_FIELDS = frozenset({"kickoff", "ignored"})
+
+
+def export_request(data: Mapping[str, Any], *, stored: bool = False) -> ExportRequest:
+    """Check a request body (API) or the command line's options (CLI) in one place.
+
+    `stored`: a job's request as saved, which may also carry the kick-off's URL and notes.
+    """
+    unknown = set(data) - (PUBLIC_FIELDS | STORED_FIELDS if stored else PUBLIC_FIELDS)
     if unknown:
         raise ExportRequestError(sorted(unknown)[0], "unknown field")
     since = parse_instant(data.get("since"), "since")
@@ -122,4 +139,12 @@ def export_request(data: Mapping[str, Any]) -> ExportRequest:
         patient=parse_patient(data.get("patient")),
         types=parse_types(data.get("types")),
         format=fmt,
+        kickoff=_stored_text(data.get("kickoff"), "kickoff"),
+        ignored=tuple(_stored_text(n, "ignored") or "" for n in data.get("ignored") or ()),
     )
+
+
+def _stored_text(value: Any, field: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ExportRequestError(field, "must be a string")

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from service.exports.fhir_source import ERRORS, ExportCancelled, fetch
+from service.exports.kickoff import IGNORED, ignored_parameter_outcome
 from service.exports.manifest import build_manifest
-from service.exports.ndjson import TypeFiles
+from service.exports.ndjson import TypeFiles, dumps
 from service.exports.records import DIARY, FILE_NAMES, INFUSION, write_records
 from service.exports.request import EXPORTABLE_TYPES, ExportFormat, ExportRequest
 from service.fhir_client import FhirClient
@@ -52,7 +53,7 @@ def clear_outputs(out_dir: Path) -> None:
     """Remove what an earlier attempt left (parts, scratch, our outputs); nothing else."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    stems = [*EXPORTABLE_TYPES, ERRORS, f"{ERRORS}.server", *RECORD_TYPES]
+    stems = [*EXPORTABLE_TYPES, ERRORS, f"{ERRORS}.server", IGNORED, *RECORD_TYPES]
     names = [f"{stem}{suffix}" for stem in stems for suffix in (".ndjson", ".csv")]
     for name in [MANIFEST, *names, *(f"{n}.part" for n in names)]:
         (out_dir / name).unlink(missing_ok=True)
@@ -125,9 +126,15 @@ def run_export(
         extension: dict[str, Any] = {"fetchedBy": result.method}
         if result.patient_check is not None:
             extension["patientCheck"] = result.patient_check
+        if request.ignored:
+            # Bulk Data, Prefer: handling=lenient: say in error[] which parameters were ignored.
+            notes = TypeFiles(out_dir)
+            for name in request.ignored:
+                notes.write(IGNORED, dumps(ignored_parameter_outcome(name)))
+            files[notes.path(IGNORED).name] = (ERRORS, notes.commit()[IGNORED])
         manifest = build_manifest(
             transaction_time=result.transaction_time,
-            request_url=request_url or result.request_url,
+            request_url=request.kickoff or request_url or result.request_url,
             requires_access_token=requires_access_token,
             files=files,
             url_for=url_for,

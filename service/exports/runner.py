@@ -136,7 +136,7 @@ class ExportRunner:
 
         log.info("export job %s: run %d started", job.id, job.attempts)
         try:
-            request = export_request(job.request)
+            request = export_request(job.request, stored=True)
             with self.client_factory() as fhir:
                 manifest = run_export(
                     fhir,
