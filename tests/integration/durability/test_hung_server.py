@@ -49,7 +49,10 @@ BATCH = {"X-API-Key": KEYS["batch"]["key"]}
 def served_against_a_hung_server(
     sqlite_url: str, tmp_path: Path
 ) -> Iterator[tuple[str, HangingServer]]:
-    """`diarybridge serve` (4 threads, in-process worker) whose FHIR server hangs."""
+    """`diarybridge serve` (one process, 4 threads, in-process worker) whose FHIR server hangs.
+
+    One process: the circuit breaker is per process, and this test follows one breaker.
+    """
     log = tmp_path / "serve.log"
     with HangingServer(lifetime=120) as hung:
         port = free_port()
@@ -58,6 +61,7 @@ def served_against_a_hung_server(
             hung.base_url,
             DIARYBRIDGE_API_KEYS=json.dumps(list(KEYS.values())),
             DIARYBRIDGE_SYNC_PUSH_BUDGET_SECONDS=str(BUDGET),
+            DIARYBRIDGE_WORKERS="1",
         )
         command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
         with log.open("ab") as out:
