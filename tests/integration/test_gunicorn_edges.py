@@ -103,7 +103,8 @@ def test_a_chunked_body_under_the_limit_is_read_whole(base_url: str) -> None:
     assert len(body) < LIMIT
     response = post_chunked(f"{base_url}/convert/diary-entries", body, "application/json")
     assert response.status_code == 200, response.text
-    ids = {e["resource"]["identifier"][0]["value"].split("/")[1] for e in response.json()["entry"]}
+    # value = [patient/<token>/]diary-entry/<id>/<part>: the id is next to last.
+    ids = {e["resource"]["identifier"][0]["value"].split("/")[-2] for e in response.json()["entry"]}
     assert ids == {f"e{i}" for i in range(5)}
 
 
