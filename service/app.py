@@ -8,6 +8,7 @@ import secrets
 
 from flask import Flask
 
+from mappings.signals import with_overrides
 from service import observability
 from service.api import (
     audit,
@@ -19,6 +20,7 @@ from service.api import (
     ops,
     patients,
     report,
+    signals,
     sync,
 )
 from service.config import Settings
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         batch_size=settings.worker_batch,
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
+    # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
+    app.extensions["diarybridge.signal_rules"] = with_overrides(settings.signal_rules)
 
     errors.register_error_handlers(app)
     # First, so the request id exists before authentication and its access line comes last.
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sync.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(report.bp)
+    app.register_blueprint(signals.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 DEFAULT_DATABASE_URL = "sqlite:///var/diarybridge.sqlite3"
 PAGE_TOKEN_KEY_VAR = "DIARYBRIDGE_PAGE_TOKEN_KEY"
 # prometheus_client's own variable: it picks its multiprocess value store when this is set.
@@ -200,6 +202,9 @@ class Settings:
     # Set (by `serve`, the gunicorn config, or the operator): counters are shared by all workers.
     metrics_multiproc_dir: str = ""
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
+    # A clinic's overrides of the signal rules ({rule id: {threshold, severity, enabled}}), from
+    # the JSON or YAML file DIARYBRIDGE_SIGNAL_RULES_FILE; checked against the rules at start-up.
+    signal_rules: Mapping[str, Any] = field(default_factory=dict)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     testing: bool = False
@@ -228,9 +233,23 @@ class Settings:
             web_threads=_positive(env, "DIARYBRIDGE_THREADS", 4),
             metrics_multiproc_dir=env.get(METRICS_DIR_VAR, ""),
             fhir=FhirServerSettings.from_env(env),
+            signal_rules=_signal_rules(env.get("DIARYBRIDGE_SIGNAL_RULES_FILE", "")),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
         )
+
+
+def _signal_rules(path: str) -> Mapping[str, Any]:
+    if not path:
+        return {}
+    try:
+        # YAML is a superset of JSON: either file format reads here.
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"DIARYBRIDGE_SIGNAL_RULES_FILE: cannot read {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("DIARYBRIDGE_SIGNAL_RULES_FILE: must map rule ids to settings")
+    return raw
 
 
 def worker_environment(settings: Settings, run_dir: str) -> dict[str, str]:

@@ -1,0 +1,36 @@
+"""Reads for signals: one patient's current records from the ledger, as stored (JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.store.models import LedgerEntry, LedgerStatus
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record of a patient as the app sent it last: its namespace, kind and JSON."""
+
+    namespace: str
+    kind: str
+    source_id: str
+    record: dict[str, Any]
+
+
+def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
+    """The patient's records in every namespace, leaving out the ones the app withdrew."""
+    rows = session.execute(
+        select(
+            LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id, LedgerEntry.record_json
+        ).where(
+            LedgerEntry.patient_key == patient_key,
+            LedgerEntry.status != LedgerStatus.RETRACTED.value,
+            LedgerEntry.retract_requested.is_(False),
+        )
+    )
+    return [StoredRecord(ns, kind, sid, json.loads(text)) for ns, kind, sid, text in rows]
