@@ -45,15 +45,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     upgrade(engine)  # the schema is ours to keep current; safe when several processes start
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
+    # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
+    app.extensions["diarybridge.signal_rules"] = with_overrides(settings.signal_rules)
     app.extensions["diarybridge.sync"] = SyncRuntime(
         settings.fhir,
         app.extensions["diarybridge.sessions"],
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
+        signal_rules=app.extensions["diarybridge.signal_rules"],
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
-    # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
-    app.extensions["diarybridge.signal_rules"] = with_overrides(settings.signal_rules)
 
     errors.register_error_handlers(app)
     # First, so the request id exists before authentication and its access line comes last.

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store.models import LedgerEntry, LedgerStatus
+from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,24 @@ def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
         )
     )
     return [StoredRecord(ns, kind, sid, json.loads(text)) for ns, kind, sid, text in rows]
+
+
+def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, str], str]:
+    """(namespace, kind, source id, part) -> the server's id, for the patient's sent resources."""
+    rows = session.execute(
+        select(
+            LedgerEntry.namespace,
+            LedgerEntry.kind,
+            LedgerEntry.source_id,
+            LedgerResource.identifier_value,
+            LedgerResource.server_id,
+        )
+        .join(LedgerResource, LedgerResource.ledger_id == LedgerEntry.id)
+        .where(LedgerEntry.patient_key == patient_key, LedgerResource.server_id.is_not(None))
+    )
+    # identifier value = kind/source id/part; the part never contains "/".
+    return {
+        (ns, kind, sid, value.rpartition("/")[2]): server_id
+        for ns, kind, sid, value, server_id in rows
+        if server_id is not None
+    }

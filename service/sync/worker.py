@@ -34,6 +34,7 @@ class Worker:
         lease_seconds: float = 300.0,
         idle_seconds: float = 2.0,
         name: str | None = None,
+        after_delivery: Callable[[list[Delivery]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.make_pusher = make_pusher
@@ -41,6 +42,8 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.idle_seconds = idle_seconds
         self.name = name or worker_name()
+        # Called with each delivered batch (signals for the care team); must not raise.
+        self.after_delivery = after_delivery
         self._pusher: Pusher | None = None
 
     @property
@@ -58,7 +61,10 @@ class Worker:
             )
         if not claimed:
             return []
-        return deliver(self.sessions, self.pusher, claimed)
+        delivered = deliver(self.sessions, self.pusher, claimed)
+        if self.after_delivery is not None:
+            self.after_delivery(delivered)
+        return delivered
 
     def drain(self, request_id: str | None = None) -> list[Delivery]:
         """Deliver until nothing due is left (entries backing off stay queued for later)."""
