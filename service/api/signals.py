@@ -76,8 +76,12 @@ def signals(patient: str) -> tuple[dict[str, Any], HTTPStatus]:
         for item in patient_signals(sessions(), reference, rules())
         if item.signal.active or (item.signal.resolved_at and item.signal.resolved_at >= since)
     ]
-    # Active first (alarms before information), then newest first.
-    found.sort(key=lambda i: (not i.signal.active, not i.signal.rule.alarm))
+    # Active first, then alarms before information, high severity first, newest first.
+    rank = {"high": 0, "moderate": 1, "low": 2}
+    found.sort(key=lambda i: i.signal.opened_at, reverse=True)
+    found.sort(
+        key=lambda i: (not i.signal.active, not i.signal.rule.alarm, rank[i.signal.rule.severity])
+    )
     audit.note("read", "signal", [reference], len(found))
     return {
         "patient": reference,

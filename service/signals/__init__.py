@@ -32,8 +32,11 @@ class PatientSignal:
     signal: Signal
 
 
-def _history(records: list[Record]) -> list[Record]:
+def one_patient(records: list[Record]) -> list[Record]:
+    """One patient's records all naming the patient alike (evaluate() checks that they do)."""
     # One patient key may be spelt two ways by an app ("Patient/1", "1"): evaluate() wants one.
+    if not records:
+        return records
     first = records[0].patient
     return [r if r.patient == first else replace(r, patient=first) for r in records]
 
@@ -50,7 +53,7 @@ def patient_signals(
     out = [
         PatientSignal(namespace, signal)
         for namespace, records in sorted(by_namespace.items())
-        for signal in evaluate(_history(records), rules)
+        for signal in evaluate(one_patient(records), rules)
     ]
     out.sort(key=lambda p: (p.signal.opened_at, p.signal.rule.id, p.namespace))
     return out
