@@ -12,6 +12,7 @@ history always yields the same signals with the same keys, whatever order record
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -152,10 +153,13 @@ def _worsening(rule: Rule, entries: Sequence[DiaryEntry]) -> Iterable[_Point]:
     scored = [(e, e.mg_adl.total) for e in entries if e.mg_adl is not None]
     run: list[tuple[DiaryEntry, int]] = []
     baseline: float | None = None  # frozen when a run starts: recovery means back to it
+    first = 0  # the oldest entry inside the baseline window (entries are in time order)
     for i, (entry, total) in enumerate(scored):
+        since = entry.recorded_at - timedelta(days=days)
+        while scored[first][0].recorded_at < since:
+            first += 1
         if baseline is None:
-            since = entry.recorded_at - timedelta(days=days)
-            prior = [t for e, t in scored[:i] if since <= e.recorded_at < entry.recorded_at]
+            prior = [t for e, t in scored[first:i] if e.recorded_at < entry.recorded_at]
             if len(prior) < min_n:
                 yield _Point(entry.recorded_at, DIARY_ENTRY, entry.entry_id, None)
                 continue
@@ -186,6 +190,7 @@ def _infusion_reaction(
     hours, fever = rule.param("window_hours"), rule.param("fever_celsius")
     severities, symptoms = rule.param("reaction_severities"), rule.param("diary_symptoms")
     given = [i for i in infusions if i.status in GIVEN]
+    times = [e.recorded_at for e in entries]
     points: list[_Point] = []
     for n, inf in enumerate(given):
         window_end = (inf.end or inf.start) + timedelta(hours=hours)
@@ -205,9 +210,9 @@ def _infusion_reaction(
                         (administration, _ev(INFUSION, inf.infusion_id, part, reaction.onset)),
                     )
                 )
-        for e in entries:
-            if e.recorded_at < inf.start or (next_start and e.recorded_at >= next_start):
-                continue
+        low = bisect.bisect_left(times, inf.start)
+        high = bisect.bisect_left(times, next_start) if next_start else len(entries)
+        for e in entries[low:high]:
             in_window = e.recorded_at <= window_end
             evidence = []
             temp = e.vitals.body_temperature_c if e.vitals else None
@@ -256,6 +261,12 @@ def _wear_off(
     late_days = rule.param("late_days")
     lo, hi = rule.param("mid_start_fraction"), rule.param("mid_end_fraction")
     scored = [(e, e.mg_adl.total) for e in entries if e.mg_adl is not None]
+    times = [e.recorded_at for e, _ in scored]
+
+    def between(low: datetime, high: datetime) -> list[tuple[DiaryEntry, int]]:
+        # Entries with low <= time < high, by bisection (time order): cheap on long histories.
+        return scored[bisect.bisect_left(times, low) : bisect.bisect_left(times, high)]
+
     courses = _courses(infusions, rule.param("course_days"))
     # Per complete cycle (end of one course -> start of the next): wear-off shown?, evidence.
     cycles: list[tuple[bool | None, tuple[Evidence, ...], InfusionRecord]] = []
@@ -263,10 +274,8 @@ def _wear_off(
         last = course[-1]
         start, nxt = last.end or last.start, following[0].start
         length = nxt - start
-        mid = [t for e, t in scored if start + length * lo <= e.recorded_at <= start + length * hi]
-        late_entries = [
-            (e, t) for e, t in scored if nxt - timedelta(days=late_days) <= e.recorded_at < nxt
-        ]
+        mid = [t for _, t in between(start + length * lo, start + length * hi)]
+        late_entries = between(nxt - timedelta(days=late_days), nxt)
         if not mid or not late_entries:
             cycles.append((None, (), following[0]))
             continue

@@ -7,6 +7,7 @@ hand back the signals. Signals are prompts for review by the care team, never se
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
@@ -16,7 +17,7 @@ from mappings.records import Record
 from mappings.signals import RuleSet, Signal, evaluate
 from service.schemas import RecordKind
 from service.schemas.loading import SCHEMAS
-from service.store.signals import patient_records
+from service.store.signals import StoredRecord, patient_records
 
 NOTICE = (
     "Signals are prompts for review by the care team, not diagnoses and not advice to the "
@@ -41,6 +42,28 @@ def one_patient(records: list[Record]) -> list[Record]:
     return [r if r.patient == first else replace(r, patient=first) for r in records]
 
 
+# Parsed records by (namespace, kind, id, content hash): validating a patient's whole history
+# with the API schemas on every evaluation is most of its cost, and a stored record's content
+# never changes under the same hash. Records are frozen, so threads may share them.
+_CACHE_LIMIT = 50_000
+_cache: dict[tuple[str, str, str, str], Record] = {}
+_cache_lock = threading.Lock()
+
+
+def _parsed(item: StoredRecord) -> Record:
+    key = (item.namespace, item.kind, item.source_id, item.content_hash)
+    with _cache_lock:
+        found = _cache.get(key)
+    if found is not None:
+        return found
+    record: Record = SCHEMAS[RecordKind(item.kind)].load(item.record())
+    with _cache_lock:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.pop(next(iter(_cache)))  # the oldest insertion: a plain bounded cache
+        _cache[key] = record
+    return record
+
+
 def patient_signals(
     sessions: sessionmaker[Session], patient_key: str, rules: RuleSet
 ) -> list[PatientSignal]:
@@ -49,7 +72,7 @@ def patient_signals(
         stored = patient_records(session, patient_key)
     by_namespace: dict[str, list[Record]] = defaultdict(list)
     for item in stored:
-        by_namespace[item.namespace].append(SCHEMAS[RecordKind(item.kind)].load(item.record))
+        by_namespace[item.namespace].append(_parsed(item))
     out = [
         PatientSignal(namespace, signal)
         for namespace, records in sorted(by_namespace.items())

@@ -14,26 +14,39 @@ from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """One record of a patient as the app sent it last: its namespace, kind and JSON."""
+    """One record of a patient as the app sent it last: namespace, kind, id, hash and JSON text.
+
+    The text stays unparsed: a caller that already holds this content (same hash) skips it.
+    """
 
     namespace: str
     kind: str
     source_id: str
-    record: dict[str, Any]
+    content_hash: str
+    record_json: str
+
+    def record(self) -> dict[str, Any]:
+        """The record's JSON, parsed."""
+        parsed: dict[str, Any] = json.loads(self.record_json)
+        return parsed
 
 
 def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
     """The patient's records in every namespace, leaving out the ones the app withdrew."""
     rows = session.execute(
         select(
-            LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id, LedgerEntry.record_json
+            LedgerEntry.namespace,
+            LedgerEntry.kind,
+            LedgerEntry.source_id,
+            LedgerEntry.content_hash,
+            LedgerEntry.record_json,
         ).where(
             LedgerEntry.patient_key == patient_key,
             LedgerEntry.status != LedgerStatus.RETRACTED.value,
             LedgerEntry.retract_requested.is_(False),
         )
     )
-    return [StoredRecord(ns, kind, sid, json.loads(text)) for ns, kind, sid, text in rows]
+    return [StoredRecord(*row) for row in rows]
 
 
 def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, str], str]:
