@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import requests
+from fhirclient import client as fhirclient
+from fhirclient.models.flag import Flag
 from flask.testing import FlaskClient
 
 from mappings.records import DiaryEntry, InfusionRecord, PatientRef, Record
@@ -90,6 +92,15 @@ def test_flags_appear_stay_single_on_resend_and_go_inactive(
     for ref in literal:
         got = requests.get(f"{fhir_server}/{ref}", timeout=30)
         assert got.status_code == HTTPStatus.OK and got.json()["resourceType"] == "Observation"
+
+    # A standard client (SMART on FHIR's fhirclient, R4 models) reads them as well.
+    smart = fhirclient.FHIRClient(settings={"app_id": "diarybridge-tests", "api_base": fhir_server})
+    read = Flag.where(struct={"subject": patient.reference}).perform_resources(smart.server)
+    assert sorted((f.status, f.code.coding[0].code) for f in read) == [
+        ("active", "danger-sign"),
+        ("active", "worsening"),
+    ]
+    assert all(f.category[0].coding[0].code == "clinical" for f in read)
 
     # Resend, one entry changed (so it is delivered again and the signals are written again).
     changed = [*flare[:-1], replace(flare[-1], note="synthetic: resent")]
