@@ -95,7 +95,8 @@ def test_flags_appear_stay_single_on_resend_and_go_inactive(
 
     # A standard client (SMART on FHIR's fhirclient, R4 models) reads them as well.
     smart = fhirclient.FHIRClient(settings={"app_id": "diarybridge-tests", "api_base": fhir_server})
-    read = Flag.where(struct={"subject": patient.reference}).perform_resources(smart.server)
+    search = Flag.where(struct={"subject": patient.reference})
+    read = list(search.perform_resources_iter(smart.server))
     assert sorted((f.status, f.code.coding[0].code) for f in read) == [
         ("active", "danger-sign"),
         ("active", "worsening"),
