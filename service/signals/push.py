@@ -11,12 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.context import FhirVersion, MappingContext
+from mappings.identifiers import SYSTEM_PREFIX, business_key
 from mappings.signals import RuleSet
-from mappings.signals.fhir import signal_to_resources
+from mappings.signals.fhir import (
+    FLAG_PART,
+    ISSUE_PART,
+    SIGNAL,
+    signal_source_id,
+    signal_to_resources,
+)
 from service.fhir_client import FhirClient, choose_push_strategy
 from service.fhir_client.capabilities import PushMethod
 from service.signals import PatientSignal, patient_signals
@@ -45,14 +53,18 @@ def _touches(item: PatientSignal, touched: set[tuple[str, str, str]]) -> bool:
     return bool(keys & touched)
 
 
-def _token(resource: dict[str, object]) -> str:
-    ident = resource["identifier"][0]  # type: ignore[index]
-    escaped = "".join("\\" + ch if ch in "\\|,$" else ch for ch in ident["value"])
-    return f"{ident['system']}|{escaped}"
+def _escape(value: str) -> str:
+    # FHIR token search: \ | , $ in a value are escaped with a backslash.
+    return "".join("\\" + ch if ch in "\\|,$" else ch for ch in value)
+
+
+def _token(resource: dict[str, Any]) -> str:
+    ident = resource["identifier"][0]
+    return f"{ident['system']}|{_escape(ident['value'])}"
 
 
 def _upsert(
-    client: FhirClient, resource: dict[str, object], method: PushMethod, rid: str | None
+    client: FhirClient, resource: dict[str, Any], method: PushMethod, rid: str | None
 ) -> None:
     if method == "update-as-create":
         client.update(resource, request_id=rid)
@@ -68,6 +80,45 @@ def _upsert(
         client.update({**body, "id": result.id}, request_id=rid)
 
 
+def _flag_identifier(item: PatientSignal) -> tuple[str, str]:
+    key = business_key(item.namespace, SIGNAL, signal_source_id(item.signal), FLAG_PART)
+    return key.system, key.value
+
+
+def _ours(resource: dict[str, Any]) -> tuple[str, str] | None:
+    for ident in resource.get("identifier") or []:
+        system, value = ident.get("system", ""), ident.get("value", "")
+        if system.startswith(SYSTEM_PREFIX) and value.startswith(f"{SIGNAL}/"):
+            return system, value
+    return None
+
+
+def _server_active_flags(
+    client: FhirClient, patient_key: str, rid: str | None
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Our signal Flags of the patient that the server holds as active, by identifier."""
+    # Flag has no status search parameter in R4: filter here.
+    subject = "subject" if patient_key.startswith("Patient/") else "subject:identifier"
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for flag in client.search("Flag", [(subject, patient_key)], request_id=rid):
+        ident = _ours(flag)
+        if ident is not None and flag.get("status") == "active":
+            found[ident] = flag
+    return found
+
+
+def _withdraw(
+    client: FhirClient, flag: dict[str, Any], ident: tuple[str, str], rid: str | None
+) -> None:
+    # Its evidence is gone (records withdrawn, or history changed): never a delete, as for records.
+    client.update({**flag, "status": "entered-in-error"}, request_id=rid)
+    system, value = ident
+    issue_value = value.removesuffix(f"/{FLAG_PART}") + f"/{ISSUE_PART}"
+    query = [("identifier", f"{system}|{_escape(issue_value)}")]
+    for issue in client.search("DetectedIssue", query, request_id=rid):
+        client.update({**issue, "status": "entered-in-error"}, request_id=rid)
+
+
 def push_signals(
     sessions: sessionmaker[Session],
     client: FhirClient,
@@ -77,7 +128,12 @@ def push_signals(
     method: str = "auto",
     request_id: str | None = None,
 ) -> int:
-    """Write the signals of the delivered records' patients; returns how many were written."""
+    """Write the signals of the delivered records' patients; returns how many were written.
+
+    Written: every active signal, every signal a delivered record touched, and every signal the
+    server still shows active though it has resolved (a repair after a failed push). A Flag of
+    ours the server shows active for a signal that no longer exists becomes entered-in-error.
+    """
     delivered = list(delivered)
     if not delivered:
         return 0
@@ -87,15 +143,15 @@ def push_signals(
     chosen: PushMethod = choose_push_strategy(caps, SIGNAL_TYPES).method
     if method in ("update-as-create", "conditional-update", "conditional-create"):
         chosen = method  # type: ignore[assignment]  # the operator's choice, as for records
-    written = 0
+    written = withdrawn = 0
     for patient_key in sorted({d.patient_key for d in delivered}):
+        current = patient_signals(sessions, patient_key, rules)
+        on_server = _server_active_flags(client, patient_key, request_id)
         items = [
             i
-            for i in patient_signals(sessions, patient_key, rules)
-            if i.signal.active or _touches(i, touched)
+            for i in current
+            if i.signal.active or _touches(i, touched) or _flag_identifier(i) in on_server
         ]
-        if not items:
-            continue
         with sessions.begin() as session:
             known = server_ids(session, patient_key)
         for item in items:
@@ -108,5 +164,10 @@ def push_signals(
             for resource in signal_to_resources(item.signal, ctx, mine):
                 _upsert(client, resource, chosen, request_id)
             written += 1
-    log.info("signals pushed", extra={"signals": written})
+        live = {_flag_identifier(i) for i in current}
+        for ident, flag in on_server.items():
+            if ident not in live:
+                _withdraw(client, flag, ident, request_id)
+                withdrawn += 1
+    log.info("signals pushed", extra={"signals": written, "withdrawn": withdrawn})
     return written

@@ -121,3 +121,55 @@ def test_flags_appear_stay_single_on_resend_and_go_inactive(
     assert all("end" in f["period"] for found in final.values() for f in found)
     issues = _search(fhir_server, "DetectedIssue", {"patient": patient.reference or ""})
     assert sorted(i["status"] for i in issues) == ["final", "final"]
+
+
+def _statuses(fhir_server: str, patient: str) -> dict[str, list[str]]:
+    return {
+        code: [f["status"] for f in found] for code, found in _flags(fhir_server, patient).items()
+    }
+
+
+def test_withdrawn_evidence_makes_the_flags_entered_in_error(
+    tmp_path: Path, fhir_server: str
+) -> None:
+    tag = f"sigw{datetime.now(UTC).strftime('%H%M%S%f')}"
+    patient = PatientRef(reference=f"Patient/synthetic-{tag}")
+    client = _client(tmp_path, fhir_server)
+    flare = _own(bulbar_flare(), patient, tag)
+    _sync(client, flare)
+    assert _statuses(fhir_server, patient.reference or "") == {
+        "danger-sign": ["active"],
+        "worsening": ["active"],
+    }
+    # The app deletes the two flare entries: no signal is left, so no active Flag may stay.
+    for record in flare[-2:]:
+        assert isinstance(record, DiaryEntry)
+        answer = client.delete(f"/sync/diary-entries/{record.entry_id}", headers=BATCH)
+        assert answer.status_code == HTTPStatus.ACCEPTED
+    client.application.extensions["diarybridge.sync"].worker().drain()
+    assert _statuses(fhir_server, patient.reference or "") == {
+        "danger-sign": ["entered-in-error"],
+        "worsening": ["entered-in-error"],
+    }
+    issues = _search(fhir_server, "DetectedIssue", {"patient": patient.reference or ""})
+    assert [i["status"] for i in issues] == ["entered-in-error", "entered-in-error"]
+
+
+def test_a_resolution_missed_by_a_failed_push_is_repaired_by_the_next_delivery(
+    tmp_path: Path, fhir_server: str
+) -> None:
+    tag = f"sigr{datetime.now(UTC).strftime('%H%M%S%f')}"
+    patient = PatientRef(reference=f"Patient/synthetic-{tag}")
+    client = _client(tmp_path, fhir_server)
+    _sync(client, _own(bulbar_flare(), patient, tag))
+    runtime = client.application.extensions["diarybridge.sync"]
+    rules, runtime.signal_rules = runtime.signal_rules, None  # as if the signal push failed
+    _sync(client, _own([entry(23.5, 3)], patient, tag))
+    assert set(_statuses(fhir_server, patient.reference or "")["danger-sign"]) == {"active"}
+    runtime.signal_rules = rules
+    # A later entry touches neither signal, but the server still shows them active.
+    _sync(client, _own([entry(24.5, 3)], patient, tag))
+    assert _statuses(fhir_server, patient.reference or "") == {
+        "danger-sign": ["inactive"],
+        "worsening": ["inactive"],
+    }
