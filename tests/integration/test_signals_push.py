@@ -68,9 +68,25 @@ def _flags(fhir_server: str, patient: str) -> dict[str, list[dict[str, Any]]]:
     return by_code
 
 
+@pytest.mark.parametrize(
+    "any_fhir_server",
+    [
+        "medplum",
+        pytest.param(
+            "sekmet",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="SEKMET's CapabilityStatement offers no write for Flag/DetectedIssue: "
+                "the signals are not pushed (logged), the records still are",
+            ),
+        ),
+    ],
+    indirect=True,
+)
 def test_flags_appear_stay_single_on_resend_and_go_inactive(
-    tmp_path: Path, fhir_server: str
+    tmp_path: Path, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     tag = f"sig{datetime.now(UTC).strftime('%H%M%S%f')}"
     patient = PatientRef(reference=f"Patient/synthetic-{tag}")
     client = _client(tmp_path, fhir_server)
