@@ -69,7 +69,7 @@ def _validate_given(resource: dict[str, Any]) -> None:
 
 def from_resources(resources: Iterable[dict[str, Any]]) -> list[Record]:
     """Our resources (R4 or R5, per resource) back to records, grouped by record id."""
-    groups: dict[tuple[str, str, str], tuple[BusinessKey, dict[str, dict[str, Any]]]] = {}
+    groups: dict[tuple[str, str, str, str], tuple[BusinessKey, dict[str, dict[str, Any]]]] = {}
     for resource in resources:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise InvalidInput("expected a FHIR resource (a JSON object with resourceType)")
@@ -77,7 +77,7 @@ def from_resources(resources: Iterable[dict[str, Any]]) -> list[Record]:
             raise NotOurResource(f"{resource['resourceType']} is not a type we map back")
         key = resource_business_key(resource)
         _validate_given(resource)
-        group_id = (key.app_namespace, key.kind, key.source_id)
+        group_id = key.record  # two patients' records with one id are two records
         _, parts = groups.setdefault(group_id, (key, {}))
         if key.part in parts:
             raise InvalidInput(f"{key.system}|{key.value} appears twice")

@@ -15,8 +15,14 @@ class FhirVersion(StrEnum):
 
 @dataclass(frozen=True)
 class MappingContext:
-    """The sending app's namespace (part of every business identifier), meta.source, and version."""
+    """The sending app's namespace (part of every business identifier), meta.source, and version.
+
+    patient_scope: the patient key ("Patient/123" or "system|value") when the app's record ids
+    are per patient (a patient-bound credential): it then becomes part of every identifier, so
+    two patients' records with the same id stay two records. None: ids are unique per app.
+    """
 
     app_namespace: str
     source: str
     fhir_version: FhirVersion = FhirVersion.R4
+    patient_scope: str | None = None

@@ -9,7 +9,7 @@ from mappings import code_tables
 from mappings.code_tables import Code
 from mappings.context import MappingContext
 from mappings.datatypes import codeable_concept, coding, date_time, identifier, patient_reference
-from mappings.identifiers import BusinessKey, resource_id
+from mappings.identifiers import BusinessKey, key_resource_id
 from mappings.records import PatientRef
 
 JSON = dict[str, Any]
@@ -43,7 +43,7 @@ def envelope(
         meta["tag"] = [patient_reported_tag()]
     return {
         "resourceType": resource_type,
-        "id": resource_id(key.app_namespace, key.kind, key.source_id, key.part),
+        "id": key_resource_id(key),
         "meta": meta,
         "identifier": [identifier(key.system, key.value)],
     }

@@ -2,14 +2,20 @@
 
 system = https://diarybridge.dev/fhir/sid/<app namespace>
 value  = <kind>/<source id>/<part>      e.g. diary-entry/E-17/symptom-ptosis
+         patient/<token>/<kind>/<source id>/<part>   when record ids are per patient
 id     = uuid5(NAMESPACE_URL, system|value)
 
 Kind and part never contain "/", so the source id (which may) is everything in between.
+A patient-bound app (one credential per patient) numbers records per patient, so two patients
+may both send "2026-11-02-evening": the patient's token (a hash of its key, so the identifier
+carries no patient id of its own) makes them two records. The first segment of an unscoped
+value is a kind, never "patient", so both forms parse without ambiguity.
 The id is derived from the identifier, so the same record always yields the same ids.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +29,8 @@ SYSTEM_PREFIX = "https://diarybridge.dev/fhir/sid/"
 DIARY_ENTRY = "diary-entry"
 INFUSION = "infusion"
 KINDS: tuple[str, ...] = (DIARY_ENTRY, INFUSION)
+PATIENT_SCOPE = "patient"  # first segment of a value whose record id is per patient
+_TOKEN_LENGTH = 32  # hex digits of sha256: 128 bits, as unlikely to collide as the uuid5 ids
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class BusinessKey:
     kind: str
     source_id: str
     part: str
+    patient_token: str = ""  # set when the record id is the patient's own (patient-bound app)
 
     @property
     def system(self) -> str:
@@ -42,7 +51,13 @@ class BusinessKey:
     @property
     def value(self) -> str:
         """The identifier value."""
-        return f"{self.kind}/{self.source_id}/{self.part}"
+        scope = f"{PATIENT_SCOPE}/{self.patient_token}/" if self.patient_token else ""
+        return f"{scope}{self.kind}/{self.source_id}/{self.part}"
+
+    @property
+    def record(self) -> tuple[str, str, str, str]:
+        """What identifies the record this part belongs to (for grouping parts)."""
+        return (self.app_namespace, self.patient_token, self.kind, self.source_id)
 
 
 def identifier_system(app_namespace: str) -> str:
@@ -50,27 +65,38 @@ def identifier_system(app_namespace: str) -> str:
     return SYSTEM_PREFIX + app_namespace
 
 
-def _namespace(ctx_or_namespace: MappingContext | str) -> str:
+def patient_token(patient_scope: str) -> str:
+    """The token of a patient key ("Patient/123", "system|value") in scoped identifiers."""
+    return hashlib.sha256(patient_scope.encode("utf-8")).hexdigest()[:_TOKEN_LENGTH]
+
+
+def _scope(ctx_or_namespace: MappingContext | str) -> tuple[str, str]:
     if isinstance(ctx_or_namespace, MappingContext):
-        return ctx_or_namespace.app_namespace
-    return ctx_or_namespace
+        scope = ctx_or_namespace.patient_scope
+        return ctx_or_namespace.app_namespace, patient_token(scope) if scope else ""
+    return ctx_or_namespace, ""
 
 
 def business_key(
     ctx_or_namespace: MappingContext | str, kind: str, source_id: str, part: str
 ) -> BusinessKey:
-    """The business key of one part of one record."""
+    """The business key of one part of one record (scoped to the context's patient, if any)."""
     if "/" in kind or "/" in part:
         raise ValueError("kind and part must not contain '/'")
-    return BusinessKey(_namespace(ctx_or_namespace), kind, source_id, part)
+    namespace, token = _scope(ctx_or_namespace)
+    return BusinessKey(namespace, kind, source_id, part, token)
+
+
+def key_resource_id(key: BusinessKey) -> str:
+    """The deterministic resource id of a business key (uuid5 of its identifier)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key.system}|{key.value}"))
 
 
 def resource_id(
     ctx_or_namespace: MappingContext | str, kind: str, source_id: str, part: str
 ) -> str:
     """The deterministic resource id (uuid5 of the business identifier)."""
-    key = business_key(ctx_or_namespace, kind, source_id, part)
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{key.system}|{key.value}"))
+    return key_resource_id(business_key(ctx_or_namespace, kind, source_id, part))
 
 
 def record_key(record: DiaryEntry | InfusionRecord) -> str:
@@ -82,11 +108,16 @@ def parse_identifier(system: str, value: str) -> BusinessKey | None:
     """The business key of an identifier of ours, or None when it is not one."""
     if not system.startswith(SYSTEM_PREFIX) or len(system) == len(SYSTEM_PREFIX):
         return None
+    token = ""
+    if value.startswith(PATIENT_SCOPE + "/"):
+        token, sep0, value = value[len(PATIENT_SCOPE) + 1 :].partition("/")
+        if not sep0 or len(token) != _TOKEN_LENGTH or token.strip("0123456789abcdef"):
+            return None
     kind, sep, rest = value.partition("/")
     source_id, sep2, part = rest.rpartition("/")
     if not sep or not sep2 or kind not in KINDS or not source_id or not part:
         return None
-    return BusinessKey(system[len(SYSTEM_PREFIX) :], kind, source_id, part)
+    return BusinessKey(system[len(SYSTEM_PREFIX) :], kind, source_id, part, token)
 
 
 def resource_business_key(resource: dict[str, Any]) -> BusinessKey:

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import secrets
 
-from flask import Flask
+from flask import Flask, request
 
 from mappings.signals import with_overrides
 from service import observability
@@ -25,7 +25,14 @@ from service.api import (
 )
 from service.config import Settings
 from service.security import Authenticator, SecuritySettings
-from service.store import StatusCounts, make_engine, make_session_factory, status_counts, upgrade
+from service.store import (
+    SchemaGate,
+    StatusCounts,
+    StorageUnavailable,
+    make_engine,
+    make_session_factory,
+    status_counts,
+)
 from service.sync.runtime import SyncRuntime
 
 log = logging.getLogger(__name__)
@@ -42,7 +49,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["TESTING"] = settings.testing
 
     engine = make_engine(settings.database_url)
-    upgrade(engine)  # the schema is ours to keep current; safe when several processes start
+    # The schema is ours to keep current (safe when several processes start). A database that
+    # cannot be reached yet does not stop the start: requests answer 503 until it can.
+    schema = SchemaGate(engine)
+    try:
+        schema.ensure()
+    except StorageUnavailable as exc:
+        log.warning("database unavailable at start (%s); retried on use", exc.kind)
+    app.extensions["diarybridge.schema"] = schema
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
     # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
@@ -57,11 +71,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
 
     errors.register_error_handlers(app)
+
     # First, so the request id exists before authentication and its access line comes last.
     metrics = observability.install_metrics(app.extensions, lambda: _outbox_counts(app))
     observability.install_request_hooks(app, metrics)
     auth.install(app, Authenticator(SecuritySettings.from_mapping(settings.security_env)))
     audit.install(app)
+
+    @app.before_request  # after the request id and authentication hooks, so 503s carry both
+    def _schema_current() -> None:
+        if request.endpoint not in ("health.healthz", "health.readyz"):
+            schema.ensure()  # raises StorageUnavailable (503) while the database is away
+
     app.register_blueprint(health.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(convert.bp)

@@ -274,10 +274,12 @@ def _import(args: argparse.Namespace) -> int:
     if problems:
         where = f"; see {args.report}" if args.report else "; --report FILE lists them"
         print(
-            f"import: {problems} problem(s) in {summary.invalid + summary.failed} record(s){where}",
+            f"import: {problems} problem(s) in {summary.invalid + summary.not_delivered} "
+            f"record(s){where}",
             file=sys.stderr,
         )
-    return 1 if summary.invalid or summary.failed else 0
+    # Not done while any record of the input is not on the server (failed or still queued).
+    return 1 if summary.invalid or summary.not_delivered else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

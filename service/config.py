@@ -103,6 +103,8 @@ class FhirServerSettings:
     chunk_size: int = 200
     max_tries: int = 5
     deadline_seconds: float = 120.0
+    breaker_failures: int = 3  # failed calls in a row that open the circuit (0: no breaker)
+    breaker_cooldown_seconds: float = 30.0  # how long an open circuit refuses calls
     push_strategy: str = "auto"  # auto | update-as-create | conditional-create | conditional-update
 
     @classmethod
@@ -148,6 +150,12 @@ class FhirServerSettings:
         changes["deadline_seconds"] = _float(
             env, "DIARYBRIDGE_FHIR_DEADLINE_SECONDS", settings.deadline_seconds
         )
+        changes["breaker_failures"] = _int(
+            env, "DIARYBRIDGE_FHIR_BREAKER_FAILURES", settings.breaker_failures
+        )
+        changes["breaker_cooldown_seconds"] = _float(
+            env, "DIARYBRIDGE_FHIR_BREAKER_COOLDOWN_SECONDS", settings.breaker_cooldown_seconds
+        )
         settings = replace(settings, **changes)
         settings.check()
         return settings
@@ -170,6 +178,11 @@ class FhirServerSettings:
                 "DIARYBRIDGE_FHIR_PUSH_STRATEGY must be auto, update-as-create, "
                 "conditional-create or conditional-update"
             )
+        if self.breaker_failures < 0 or self.breaker_cooldown_seconds <= 0:
+            raise ConfigError(
+                "DIARYBRIDGE_FHIR_BREAKER_FAILURES must be >= 0 and "
+                "DIARYBRIDGE_FHIR_BREAKER_COOLDOWN_SECONDS > 0"
+            )
         if self.base_url and not self.base_url.startswith(("https://", "http://")):
             raise ConfigError("DIARYBRIDGE_FHIR_BASE_URL must be an http(s) URL")
 
@@ -187,8 +200,13 @@ class Settings:
     log_format: str = "json"  # json | text
     metrics_public: bool = False  # True: GET /metrics without credentials
     sync_async: bool = False  # True: POST /sync/* answers 202 and the worker delivers
+    # How long POST /sync/* may push before it answers; records not delivered by then are
+    # answered `queued` and the worker delivers them (a hung FHIR server cannot stall the API).
+    sync_push_budget_seconds: float = 5.0
     worker_in_process: bool = True  # `serve` runs a delivery worker thread
-    lease_seconds: float = 300.0  # how long a worker holds claimed entries before others may
+    # How long a claim holds without renewal; a running batch renews it (heartbeat), so this
+    # bounds how long a crashed process's claims wait before another worker may take them.
+    lease_seconds: float = 30.0
     # Records a worker claims at once; their outcomes are recorded after they are all pushed,
     # so this bounds what a crash re-sends and how long a batch holds its lease.
     worker_batch: int = 50
@@ -223,8 +241,9 @@ class Settings:
             log_format=_choice(env, "DIARYBRIDGE_LOG_FORMAT", ("json", "text"), "json"),
             metrics_public=_bool(env, "DIARYBRIDGE_METRICS_PUBLIC", False),
             sync_async=_bool(env, "DIARYBRIDGE_SYNC_ASYNC", False),
+            sync_push_budget_seconds=_float(env, "DIARYBRIDGE_SYNC_PUSH_BUDGET_SECONDS", 5.0),
             worker_in_process=_bool(env, "DIARYBRIDGE_WORKER_IN_PROCESS", True),
-            lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 300.0),
+            lease_seconds=_float(env, "DIARYBRIDGE_LEASE_SECONDS", 30.0),
             worker_batch=_int(env, "DIARYBRIDGE_WORKER_BATCH", 50),
             exports_dir=env.get("DIARYBRIDGE_EXPORTS_DIR", ""),
             readiness_timeout=_float(env, "DIARYBRIDGE_READINESS_TIMEOUT", 3.0),

@@ -56,6 +56,9 @@ def make_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'diarybridge.sqlite3'}",
         "DIARYBRIDGE_API_KEYS": json.dumps(list(KEYS.values())),
         "DIARYBRIDGE_TESTING": "true",
+        # Tests that check delivered outcomes must not depend on how loaded the machine is;
+        # the budget's own tests set a small one.
+        "DIARYBRIDGE_SYNC_PUSH_BUDGET_SECONDS": "300",
     }
     env.update(extra)
     return env

@@ -7,6 +7,7 @@ from typing import Any
 from flask import g
 
 from mappings.context import FhirVersion, MappingContext
+from service import store
 from service.schemas import RecordKind
 from service.security import Principal, patient_key
 
@@ -23,12 +24,35 @@ def principal() -> Principal:
     return caller
 
 
+def sees_diagnostics() -> bool:
+    """Whether the caller is an operator (system/* scope, no patient binding).
+
+    Only they see a FHIR server's diagnostics: a server may quote the body it refused in them,
+    and another client's or patient's notes and values must not reach a patient's app.
+    """
+    caller = principal()
+    return caller.patient is None and any(scope.context == "system" for scope in caller.scopes)
+
+
 def mapping_context(version: FhirVersion) -> MappingContext:
-    """The caller's client id is its namespace in every business identifier we mint."""
-    client_id = principal().client_id
+    """The caller's client id is its namespace in every business identifier we mint.
+
+    A patient-bound caller's record ids are its patient's own: the patient scopes them, as
+    sync does for records that caller sends first (ledger.accept).
+    """
+    caller = principal()
     return MappingContext(
-        app_namespace=client_id, source=f"urn:diarybridge:client:{client_id}", fhir_version=version
+        app_namespace=caller.client_id,
+        source=f"urn:diarybridge:client:{caller.client_id}",
+        fhir_version=version,
+        patient_scope=caller.patient,
     )
+
+
+def caller_patients() -> store.Patients:
+    """Whose records the caller may see in the ledger: its own patient, or (unbound) all."""
+    caller = principal()
+    return store.Patients.every() if caller.patient is None else store.Patients.only(caller.patient)
 
 
 def payload_patient_key(item: Any) -> str | None:

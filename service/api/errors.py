@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,11 @@ from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
+from service.store import (
+    AmbiguousRecordError,
+    PatientMismatchError,
+    StorageUnavailable,
+)
 from service.sync.target import NoFhirServer
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,8 @@ def _problems(exc: Exception) -> list[Problem]:
         return [Problem(exc.field, str(exc))]
     if isinstance(exc, JsonTooDeep):
         return [Problem("$", str(exc))]
+    if isinstance(exc, PatientMismatchError | AmbiguousRecordError):
+        return [Problem("patient", str(exc))]
     return []
 
 
@@ -65,6 +73,19 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         "the export request has problems",
     ),
     (TooManyRecords, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_records", None),
+    # A record id is its patient's forever: reusing it for another patient is refused whole.
+    (
+        PatientMismatchError,
+        HTTPStatus.CONFLICT,
+        "record_of_another_patient",
+        "a record id in the request belongs to another patient",
+    ),
+    (
+        AmbiguousRecordError,
+        HTTPStatus.CONFLICT,
+        "ambiguous_record",
+        "several patients have a record with this id: name one with ?patient=",
+    ),
     (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
     (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
     (
@@ -72,6 +93,13 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         HTTPStatus.UNPROCESSABLE_ENTITY,
         "unsupported_version",
         None,
+    ),
+    # Disk full, read-only, unreachable or busy database (Retry-After says when to try again).
+    (
+        StorageUnavailable,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the database cannot serve now; try again later",
     ),
     # The clinic's FHIR server: not configured, or failing. Its diagnostics may echo patient
     # values, so the answer names the failure only.
@@ -93,6 +121,7 @@ ISSUE_TYPE = {
     HTTPStatus.UNAUTHORIZED: "login",
     HTTPStatus.FORBIDDEN: "forbidden",
     HTTPStatus.NOT_FOUND: "not-found",
+    HTTPStatus.CONFLICT: "conflict",
     HTTPStatus.UNPROCESSABLE_ENTITY: "invalid",
     HTTPStatus.SERVICE_UNAVAILABLE: "transient",
     HTTPStatus.BAD_GATEWAY: "transient",
@@ -137,17 +166,27 @@ def register_error_handlers(app: Flask) -> None:
         response.headers.update(exc.headers)
         return response
 
+    handlers: dict[type[Exception], Callable[[Exception], Response]] = {}
     for exc_type, status, code, message in TABLE:
 
         def handler(
             exc: Exception, status: HTTPStatus = status, code: str = code, msg: str | None = message
         ) -> Response:
-            return error_response(status, code, msg or str(exc), _problems(exc))
+            response = error_response(status, code, msg or str(exc), _problems(exc))
+            if isinstance(exc, StorageUnavailable):
+                response.headers["Retry-After"] = str(exc.retry_after)
+                log.warning("storage unavailable: %s", exc.kind)
+            return response
 
         app.register_error_handler(exc_type, handler)
+        handlers[exc_type] = handler
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        original = getattr(exc, "original_exception", None)
+        if isinstance(original, StorageUnavailable):
+            # Raised in an after-request hook (the audit write): Flask hands it over as a 500.
+            return handlers[StorageUnavailable](original)
         status = HTTPStatus(exc.code or HTTPStatus.INTERNAL_SERVER_ERROR)
         code = status.phrase.lower().replace(" ", "_")
         return error_response(status, code, exc.description or status.phrase)

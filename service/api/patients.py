@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
@@ -15,16 +16,17 @@ from flask import Blueprint, Response, current_app, request, url_for
 from marshmallow import RAISE, Schema, fields, validate
 
 from service.api import audit
-from service.api.context import PRIMARY_TYPE, principal
+from service.api.context import PRIMARY_TYPE, principal, sees_diagnostics
 from service.api.convert import FHIR_JSON
 from service.api.errors import ApiError
 from service.api.sync import runtime
-from service.fhir_client import BadRequest
+from service.fhir_client import BadRequest, OutcomeIssue, clean_diagnostics
 from service.observability import current_request_id
-from service.schemas import Problem, RecordKind, dump_record
+from service.schemas import ClinicalDateTime, Problem, RecordKind, dump_record
 from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
+log = logging.getLogger(__name__)
 
 PATIENT_ID = r"[A-Za-z0-9.-]{1,64}"
 # FHIR search parameters a clinician's tool may pass through; the subject is always ours to set.
@@ -38,13 +40,19 @@ class PullQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    since = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
-    until = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
-    _lastUpdated = fields.AwareDateTime(
+    since = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
+    until = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
+    _lastUpdated = ClinicalDateTime(
         format="iso", load_default=None, data_key="_lastUpdated", error_messages=AWARE
     )
     _count = fields.Integer(load_default=100, data_key="_count", validate=validate.Range(1, 1000))
     page = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+def _refusal(issue: OutcomeIssue, operator: bool) -> str:
+    said = f"{issue.severity}: {issue.code}"
+    diagnostics = clean_diagnostics(issue.diagnostics) if operator else None
+    return f"{said} ({diagnostics})" if diagnostics else said
 
 
 def _patient_reference(patient: str) -> str:
@@ -147,20 +155,26 @@ def observations(patient: str) -> Response:
                 client.search_pages("Observation", params, request_id=current_request_id())
             )
     except BadRequest as exc:
-        # The caller's own search, refused by the server: say why (it quotes only the query).
+        # The caller's own search, refused by the server: where and why, as issue code and
+        # severity. Its diagnostics may quote stored values: for system/* callers only, cleaned.
         issues = exc.outcome.issues if exc.outcome else ()
+        operator = sees_diagnostics()
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "invalid_search",
             "the FHIR server refused the search",
-            [Problem(", ".join(i.expression) or "query", i.diagnostics or i.code) for i in issues],
+            [Problem(", ".join(i.expression) or "query", _refusal(i, operator)) for i in issues],
         ) from None
     # Defence in depth: whatever the server sends, only this patient's resources go out.
+    # The client made references relative to its base: one under another base is not this patient.
     entries = [
         e
         for e in bundle.get("entry", [])
         if (e.get("resource") or {}).get("subject", {}).get("reference") == reference
     ]
+    left_out = len(bundle.get("entry", [])) - len(entries)
+    if left_out:
+        log.warning("left out %d search entries not about the patient", left_out)
     links = [{"relation": "self", "url": request.full_path.rstrip("?")}]
     for link in bundle.get("link", []):
         if link.get("relation") == "next" and link.get("url"):

@@ -26,7 +26,7 @@ from service.report import (
     parse_symptoms,
     render_page,
 )
-from service.schemas import RecordKind
+from service.schemas import ClinicalDateTime, RecordKind
 from service.signals import one_patient
 from service.sync.pull import PullWindow, pull_records
 
@@ -42,8 +42,8 @@ class ReportQuerySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    since = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
-    until = fields.AwareDateTime(format="iso", load_default=None, error_messages=AWARE)
+    since = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
+    until = ClinicalDateTime(format="iso", load_default=None, error_messages=AWARE)
     symptoms = fields.String(load_default=",".join(DEFAULT_SYMPTOMS))
     format = fields.String(load_default="html", validate=validate.OneOf(("html", "png", "svg")))
 

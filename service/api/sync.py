@@ -11,24 +11,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import store
 from service.api import audit
 from service.api.bodies import read_json
-from service.api.context import PRIMARY_TYPE, principal, require_records
+from service.api.context import (
+    PRIMARY_TYPE,
+    caller_patients,
+    principal,
+    require_records,
+    sees_diagnostics,
+)
 from service.api.errors import ApiError
+from service.fhir_client import clean_diagnostics
 from service.observability import current_request_id
-from service.schemas import RecordKind, load_records
+from service.schemas import Problem, RecordKind, load_records
+from service.security import parse_patient_key
 from service.sync.accept import accept_records
-from service.sync.push import Delivery, Outcome
+from service.sync.outcomes import RecordOutcome, request_outcomes
 from service.sync.runtime import SyncRuntime
+from service.sync.subjects import visible_conflict
 
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 
-# The ledger's status, as an outcome of a request that did not push the entry itself.
-OUTCOME_OF_STATUS = {
-    "sent": "unchanged",
-    "queued": "queued",
-    "failed": "failed",
-    "conflict": "conflict",
-    "retracted": "retracted",
-}
 Json = dict[str, Any]
 
 
@@ -57,22 +58,31 @@ def _resource_view(state: store.ResourceState) -> Json:
     }
 
 
-def _result(kind: RecordKind, source_id: str, namespace: str, delivery: Delivery | None) -> Json:
-    with sessions().begin() as session:
-        entry = store.get_entry(session, namespace, kind.value, source_id)
-    assert entry is not None  # accepted in this request
-    if delivery is not None and delivery.outcome is not Outcome.RETRY:
-        outcome = delivery.outcome.value
-    else:
-        outcome = OUTCOME_OF_STATUS.get(entry.status, entry.status)
+def error_view(stored: Json | None, live: store.ErrorInfo | None = None) -> Json | None:
+    """A push error as a caller sees it: status, issue code, severity and expression.
+
+    Diagnostics (cleaned) go to system/* callers only: from this request's push, else from a
+    ledger row written before diagnostics stopped being stored.
+    """
+    if not stored:
+        return None
+    view: Json = {key: stored.get(key) for key in ("status", "code", "severity")}
+    view["expression"] = list(stored.get("expression") or [])
+    if sees_diagnostics():
+        text = live.diagnostics if live is not None else stored.get("diagnostics")
+        view["diagnostics"] = clean_diagnostics(text) if isinstance(text, str) else None
+    return view
+
+
+def _result(record: RecordOutcome, live: store.ErrorInfo | None) -> Json:
     result: Json = {
-        "kind": kind.value,
-        "id": source_id,
-        "outcome": outcome,
-        "resources": [_resource_view(r) for r in entry.resources],
+        "kind": record.kind,
+        "id": record.source_id,
+        "outcome": record.outcome,
+        "resources": [_resource_view(r) for r in record.resources],
     }
-    if outcome in ("failed", "conflict", "queued") and entry.last_error:
-        result["error"] = entry.last_error
+    if record.error:
+        result["error"] = error_view(record.error, live)
     return result
 
 
@@ -81,7 +91,9 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
     settings = current_app.config["SETTINGS"]
     records = load_records(payload, kind, settings.max_records_per_request)
     namespace = principal().client_id
-    request_id = accept_records(sessions(), namespace, records)
+    # A patient-bound caller's ids are its patient's own; an unbound one's are the app's.
+    per_patient = principal().patient is not None
+    request_id = accept_records(sessions(), namespace, records, per_patient=per_patient)
     audit.note_records("write", kind.value, payload if isinstance(payload, list) else [payload])
     status_url = url_for("sync.request_status", request_id=request_id)
     headers = {"Content-Location": status_url}
@@ -90,12 +102,17 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
         body = {"request_id": request_id, "status_url": status_url, "accepted": len(records)}
         return body, HTTPStatus.ACCEPTED, headers
     worker = runtime().worker(request_id=current_request_id())
-    delivered = {(d.entry.kind, d.entry.source_id): d for d in worker.drain(request_id=request_id)}
+    # Within the budget: a slow or hung server leaves the rest `queued` for the worker.
+    drained = worker.drain(request_id=request_id, budget=settings.sync_push_budget_seconds)
+    # The server's own words live only as long as this request (the ledger keeps none).
+    live = {d.entry.source_id: d.error for d in drained}
+    # Read back, not taken from the drain: another worker may have delivered some of them.
+    by_id = {r.source_id: r for r in request_outcomes(sessions(), request_id)}
     id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
     results = []
     for record in records:
         source_id = getattr(record, id_field)
-        results.append(_result(kind, source_id, namespace, delivered.get((kind.value, source_id))))
+        results.append(_result(by_id[source_id], live.get(source_id)))
     return (
         {"request_id": request_id, "status_url": status_url, "results": results},
         HTTPStatus.OK,
@@ -116,18 +133,39 @@ def infusions() -> tuple[Json, HTTPStatus, dict[str, str]]:
 
 
 def _not_found() -> ApiError:
+    # One body for "not there" and "another patient's": the answer reveals nothing.
     return ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such sync request or entry")
+
+
+def _patient_param() -> str | None:
+    """?patient=: which patient's record, where several patients of an app share an id."""
+    value = request.args.get("patient")
+    if value is None:
+        return None
+    try:
+        return parse_patient_key(value)
+    except ValueError:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "bad_parameter",
+            "the parameter has problems",
+            [Problem("patient", "must be Patient/<id> or system|value")],
+        ) from None
 
 
 def _retract(kind: RecordKind, source_id: str) -> tuple[Json, HTTPStatus, dict[str, str]]:
     namespace = principal().client_id
+    # The scope first, on the caller's own patient: whether the record exists must not
+    # decide between 403 and 404.
+    principal().require("write", PRIMARY_TYPE[kind], principal().patient)
+    patient = _patient_param()
     with sessions().begin() as session:
-        view = store.get_entry(session, namespace, kind.value, source_id)
+        view = store.request_retraction(
+            session, namespace, kind.value, source_id, patients=caller_patients(), patient=patient
+        )
         if view is None:
             raise _not_found()
         principal().require("write", PRIMARY_TYPE[kind], view.patient_key)
-        view = store.request_retraction(session, namespace, kind.value, source_id)
-    assert view is not None
     audit.note("write", kind.value, [view.patient_key], 1)
     status_url = url_for("sync.entry", kind=kind.value, source_id=source_id)
     # Committed: the worker marks the server's resources entered-in-error (never deletes them).
@@ -150,11 +188,14 @@ def retract_infusion(source_id: str) -> tuple[Json, HTTPStatus, dict[str, str]]:
 @bp.get("/requests/<request_id>")
 def request_status(request_id: str) -> tuple[Json, HTTPStatus]:
     """Progress of an accepted request: each entry's state; 200 once nothing is queued."""
-    with sessions().begin() as session:
-        progress = store.get_request(session, request_id)
     caller = principal()
-    # Only the client that sent it sees it: others learn nothing, not even that it exists.
-    if progress is None or progress.client_id != caller.client_id:
+    # Only the client that sent it, and only its items of the caller's patients: others learn
+    # nothing, not even that it exists.
+    with sessions().begin() as session:
+        progress = store.get_request(
+            session, request_id, client_id=caller.client_id, patients=caller_patients()
+        )
+    if progress is None:
         raise _not_found()
     body = {
         "request_id": progress.request_id,
@@ -189,8 +230,17 @@ def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
     except ValueError:
         raise _not_found() from None
     namespace = request.args.get("namespace") or principal().client_id
+    principal().require("read", PRIMARY_TYPE[record_kind], principal().patient)
+    patient = _patient_param()
     with sessions().begin() as session:
-        view = store.get_entry(session, namespace, record_kind.value, source_id)
+        view = store.get_entry(
+            session,
+            namespace,
+            record_kind.value,
+            source_id,
+            patients=caller_patients(),
+            patient=patient,
+        )
     if view is None:
         raise _not_found()
     principal().require("read", PRIMARY_TYPE[record_kind], view.patient_key)
@@ -202,8 +252,8 @@ def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
         "status": view.status,
         "in_flight": view.in_flight,
         "attempts": view.attempts,
-        "last_error": view.last_error,
-        "conflict": view.conflict,
+        "last_error": error_view(view.last_error),
+        "conflict": visible_conflict(view.conflict, view.patient_key),
         "resources": [_resource_view(r) for r in view.resources],
         "record": view.record,
         "updated_at": view.updated_at.isoformat(),

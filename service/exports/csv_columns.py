@@ -2,6 +2,7 @@
 
 Free-text notes are left out (they can identify a person); `has_note` says whether there was one.
 Empty cells mean "not recorded". Times are ISO 8601 with the offset the diary app sent.
+Text cells are neutralised against formula injection (`neutralise`); import undoes it (`restore`).
 """
 
 from __future__ import annotations
@@ -127,13 +128,37 @@ INFUSION_COLUMNS: tuple[Column, ...] = (
 )
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The quote OWASP prescribes; a cell already starting with it is quoted too, so `restore` can
+# tell our prefix from the patient's own text and every text comes back exactly.
+ESCAPE = "'"
+
+
+def neutralise(text: str) -> str:
+    """Patient text as a cell a spreadsheet shows as text: `'` before a formula start or `'`."""
+    return ESCAPE + text if text.startswith((*FORMULA_STARTS, ESCAPE)) else text
+
+
+def restore(cell: str) -> str:
+    """Undo `neutralise` exactly: drop one `'` only where it stands before what it guards."""
+    if cell.startswith(ESCAPE) and cell[1:].startswith((*FORMULA_STARTS, ESCAPE)):
+        return cell[1:]
+    return cell
+
+
 def row(columns: tuple[Column, ...], record: Any) -> list[Any]:
-    """One CSV row for a record; None becomes an empty cell, booleans true/false."""
+    """One CSV row for a record; None becomes an empty cell, booleans true/false.
+
+    Only text is neutralised: numbers stay numbers (a negative one is data, not a formula).
+    """
     values = []
     for _, _, get in columns:
         value = get(record)
         if isinstance(value, bool):
             value = "true" if value else "false"
+        elif isinstance(value, str):
+            value = neutralise(value)
         values.append("" if value is None else value)
     return values
 

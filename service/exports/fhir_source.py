@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,13 +11,17 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from service.exports.ndjson import TypeFiles, dumps, read_lines
+from service.exports.patient_scope import PatientScope, scope_for
 from service.exports.request import ExportRequest, ExportRequestError, instant, parse_instant
 from service.fhir_client import (
     BulkExportCancelled,
+    BulkExportRefused,
+    BulkManifest,
     FhirClient,
     FhirClientError,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     wait_for_manifest,
 )
@@ -40,11 +44,13 @@ class ExportCancelled(Exception):
 
 @dataclass(frozen=True)
 class FetchResult:
-    """How the resources were fetched, and the server's time the export reflects."""
+    """How the resources were fetched, the server's time the export reflects, and (for a
+    patient's export) how many resources were checked and dropped as not the job's patients."""
 
     method: Literal["bulk", "search"]
     transaction_time: str
     request_url: str
+    patient_check: dict[str, int] | None = None
 
 
 def _never() -> bool:
@@ -75,24 +81,53 @@ def fetch_by_search(
     report: Report = _ignore,
     should_stop: ShouldStop = _never,
 ) -> FetchResult:
-    """Page through a search per type, writing each resource as one line as it arrives."""
+    """Page through a search per type, writing each resource as one line as it arrives.
+
+    The search filters by patient, but a server may ignore a parameter: every resource is
+    still checked against the job's patients.
+    """
     started = instant(datetime.now(UTC))
     params = search_params(request)
+    scope = scope_for(request.patient, fhir.base_url)
     for resource_type in request.types:
         count = 0
         files.handle(resource_type)  # an empty type still gets its (empty) file
         for resource in fhir.search(resource_type, params, page_size=SEARCH_PAGE_SIZE):
-            files.write(resource_type, dumps(resource))
+            if scope is None or scope.keeps(resource):
+                files.write(resource_type, dumps(resource))
             count += 1
             if count % REPORT_EVERY == 0:
-                report(f"{resource_type}: {count} resources")
+                report(_progress(resource_type, files, scope))
                 if should_stop():
                     raise ExportCancelled()
-        report(f"{resource_type}: {count} resources")
+        report(_progress(resource_type, files, scope))
         log.info("export: %s by search, %d resources", resource_type, count)
+    _log_dropped(scope)
     # No single URL made this export; name the searches: the types, then their shared query.
     query = f"?{urlencode(params)}" if params else ""
-    return FetchResult("search", started, f"{fhir.base_url}/{','.join(request.types)}{query}")
+    return FetchResult(
+        "search",
+        started,
+        f"{fhir.base_url}/{','.join(request.types)}{query}",
+        scope.counts() if scope else None,
+    )
+
+
+def _progress(name: str, files: TypeFiles, scope: PatientScope | None) -> str:
+    text = f"{name}: {files.counts.get(name, 0)} resources"
+    if scope is not None and scope.dropped:
+        text += f" ({scope.dropped} dropped so far: not the job's patients)"
+    return text
+
+
+def _log_dropped(scope: PatientScope | None) -> None:
+    if scope is not None and scope.dropped:
+        # Counts only: which patients the server sent is nobody's business here.
+        log.warning(
+            "export: %d resource(s) dropped as not the job's patients (%d to another server)",
+            scope.dropped,
+            scope.foreign_references,
+        )
 
 
 def _before(until: datetime | None, resource: dict[str, object]) -> bool:
@@ -108,6 +143,14 @@ def _before(until: datetime | None, resource: dict[str, object]) -> bool:
     return when is None or when < until
 
 
+def _server_errors(fhir: FhirClient, manifest: BulkManifest, staging: Path) -> Iterator[Path]:
+    """Download the manifest's error[] files first: they decide whether the output is usable."""
+    for index, item in enumerate(manifest.error):
+        piece = staging / f"error-{index}.ndjson"
+        download(fhir, item.url, piece, manifest)
+        yield piece
+
+
 def fetch_by_bulk(
     fhir: FhirClient,
     request: ExportRequest,
@@ -116,10 +159,19 @@ def fetch_by_bulk(
     *,
     report: Report = _ignore,
     should_stop: ShouldStop = _never,
+    strict: bool = True,
 ) -> FetchResult:
-    """Kick off $export, poll it, download each output and copy its lines into our files."""
+    """Kick off $export, poll it, download each output and copy its lines into our files.
+
+    Raises BulkExportRefused, before writing anything, if the server refused a parameter or
+    says in error[] that it ignored one (e.g. `patient`: the output would be every patient's).
+    Even so every resource is checked against the job's patients.
+    """
     since = instant(request.since) if request.since else None
-    status_url = kick_off(fhir, types=request.types, since=since, patient=request.patient)
+    status_url = kick_off(
+        fhir, types=request.types, since=since, patient=request.patient, strict=strict
+    )
+    scope = scope_for(request.patient, fhir.base_url)
     try:
         try:
             manifest = wait_for_manifest(
@@ -130,32 +182,54 @@ def fetch_by_bulk(
             )
         except BulkExportCancelled:
             raise ExportCancelled() from None
+        staging.mkdir(parents=True, exist_ok=True)
+        errors = list(_server_errors(fhir, manifest, staging))
+        ignored = sum(
+            ignored_parameter_issues(outcome) for piece in errors for outcome in read_lines(piece)
+        )
+        if ignored:
+            raise BulkExportRefused(
+                f"$export ran but the server ignored {ignored} requested parameter(s) "
+                "(manifest error[]: not-supported)"
+            )
         for resource_type in request.types:
             files.handle(resource_type)
-        staging.mkdir(parents=True, exist_ok=True)
-        outputs = [(item, False) for item in manifest.output]
-        outputs += [(item, True) for item in manifest.error]
-        for index, (item, is_error) in enumerate(outputs):
-            target = ERRORS if is_error else item.type
-            if not is_error and item.type not in request.types:
+        for piece in errors:
+            for outcome in read_lines(piece):
+                files.write(ERRORS, dumps(outcome))
+            piece.unlink()
+        for index, item in enumerate(manifest.output):
+            if item.type not in request.types:
                 continue  # a server that ignored _type: keep only what was asked
             piece = staging / f"{index}.ndjson"
             download(fhir, item.url, piece, manifest)
             for resource in read_lines(piece):
-                if is_error or _before(request.until, resource):
-                    files.write(target, dumps(resource))
+                if not _before(request.until, resource):
+                    continue
+                if scope is None or scope.keeps(resource):
+                    files.write(item.type, dumps(resource))
             piece.unlink()
-            report(f"{target}: {files.counts.get(target, 0)} resources")
+            report(_progress(item.type, files, scope))
             if should_stop():
                 raise ExportCancelled()
-        log.info("export: %d output file(s) by $export", len(outputs))
+        _log_dropped(scope)
+        log.info(
+            "export: %d output and %d error file(s) by $export",
+            len(manifest.output),
+            len(manifest.error),
+        )
     finally:
         try:
             delete_job(fhir, status_url)
         except FhirClientError as exc:
             # The server cleans up expired jobs itself; a failed DELETE loses nothing of ours.
             log.warning("export: $export job DELETE failed: %s", type(exc).__name__)
-    return FetchResult("bulk", manifest.transaction_time, manifest.request or status_url)
+    return FetchResult(
+        "bulk",
+        manifest.transaction_time,
+        manifest.request or status_url,
+        scope.counts() if scope else None,
+    )
 
 
 def fetch(
@@ -168,9 +242,20 @@ def fetch(
     should_stop: ShouldStop = _never,
     use_bulk: bool | None = None,
 ) -> FetchResult:
-    """Use $export when the CapabilityStatement offers it (or `use_bulk` says so), else search."""
+    """Use $export when the CapabilityStatement offers it (or `use_bulk` says so), else search.
+
+    An $export the server refuses, or runs ignoring a parameter, falls back to search (which
+    filters by patient, and whose every resource is checked too).
+    """
     if use_bulk is None:
         use_bulk = fhir.capabilities().export
     if use_bulk:
-        return fetch_by_bulk(fhir, request, files, staging, report=report, should_stop=should_stop)
+        try:
+            return fetch_by_bulk(
+                fhir, request, files, staging, report=report, should_stop=should_stop
+            )
+        except BulkExportRefused as exc:
+            log.warning("export: %s; falling back to paged search", exc)
+            report("server's $export cannot do this export as asked: paged search instead")
+            files.abort()  # nothing of the refused export may reach the output
     return fetch_by_search(fhir, request, files, report=report, should_stop=should_stop)

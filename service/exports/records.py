@@ -23,7 +23,9 @@ from mappings.identifiers import resource_business_key
 from mappings.records import DiaryEntry, Record
 from service.exports.csv_columns import DIARY_COLUMNS, INFUSION_COLUMNS, header, row
 from service.exports.ndjson import TypeFiles, dumps
+from service.fhir_client.references import normalise_references
 from service.schemas import dump_record
+from service.sync.pull import retracted
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,18 @@ FILE_NAMES = {DIARY: "diary-entries", INFUSION: "infusions"}
 
 @dataclass
 class RecordCounts:
-    """What the conversion did: records per kind, groups it could not map, resources not ours."""
+    """What the conversion did: records per kind, groups it could not map, resources not ours,
+    and resources left out as retracted."""
 
     records: dict[str, int]
     failed_groups: int = 0
     not_ours: int = 0
+    retracted: int = 0
 
 
 def _group_id(resource: dict[str, Any]) -> str:
     key = resource_business_key(resource)
-    return "\x1f".join((key.app_namespace, key.kind, key.source_id))
+    return "\x1f".join(key.record)  # with the patient token: two patients' ids never merge
 
 
 def grouped(paths: Iterable[Path], scratch: Path, counts: RecordCounts) -> Iterator[list[str]]:
@@ -62,8 +66,13 @@ def grouped(paths: Iterable[Path], scratch: Path, counts: RecordCounts) -> Itera
                 for text in source:
                     if not text.strip():
                         continue
+                    resource = json.loads(text)
+                    if retracted(resource):
+                        # The pull's rule: a withdrawn resource is no part of a live record.
+                        counts.retracted += 1
+                        continue
                     try:
-                        batch.append((_group_id(json.loads(text)), text))
+                        batch.append((_group_id(resource), text))
                     except NotOurResource:
                         counts.not_ours += 1
                         continue
@@ -107,16 +116,28 @@ def _outcome(group: list[str], exc: Exception) -> dict[str, Any]:
     }
 
 
+def with_relative_references(value: Any, base_url: str | None) -> Any:
+    """`value` with every reference to `base_url` written relative ('Patient/x').
+
+    Bulk files may carry absolute references (Firely; SEKMET with absolute_references): a record
+    names its patient as 'Patient/x' whatever the server wrote, so the round trip holds.
+    """
+    return value if base_url is None else normalise_references(value, base_url)
+
+
 def records_from(
     paths: Iterable[Path],
     scratch: Path,
     counts: RecordCounts,
     on_error: Callable[[dict[str, Any]], None],
+    base_url: str | None = None,
 ) -> Iterator[Record]:
     """Our records from exported resource files; a group that fails becomes an outcome."""
     for group in grouped(paths, scratch, counts):
         try:
-            yield from mappings.from_resources(json.loads(text) for text in group)
+            yield from mappings.from_resources(
+                with_relative_references(json.loads(text), base_url) for text in group
+            )
         except MappingError as exc:
             counts.failed_groups += 1
             on_error(_outcome(group, exc))
@@ -140,15 +161,19 @@ def write_records(
     *,
     as_csv: bool,
     report: Callable[[str], None],
+    base_url: str | None = None,
 ) -> RecordCounts:
-    """Write records (NDJSON of our JSON, or CSV rows) per kind into `out`."""
+    """Write records (NDJSON of our JSON, or CSV rows) per kind into `out`.
+
+    `base_url`: the server the resources came from, whose absolute references become relative.
+    """
     counts = RecordCounts(records={DIARY: 0, INFUSION: 0})
     columns = {DIARY: DIARY_COLUMNS, INFUSION: INFUSION_COLUMNS}
 
     def on_error(outcome: dict[str, Any]) -> None:
         errors.write("OperationOutcome", dumps(outcome))
 
-    for record in records_from(paths, scratch, counts, on_error):
+    for record in records_from(paths, scratch, counts, on_error, base_url):
         kind = _kind(record)
         name = FILE_NAMES[kind]
         if as_csv:
@@ -162,10 +187,12 @@ def write_records(
         if total % 1000 == 0:
             report(f"records: {total}")
     log.info(
-        "export: %d diary entries, %d infusions, %d groups failed, %d resources not ours",
+        "export: %d diary entries, %d infusions, %d groups failed, %d resources not ours, "
+        "%d retracted left out",
         counts.records[DIARY],
         counts.records[INFUSION],
         counts.failed_groups,
         counts.not_ours,
+        counts.retracted,
     )
     return counts

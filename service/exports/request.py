@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from service.schemas import range_problem
+
 # The types our mappings produce; an export of anything else is not ours to offer.
 EXPORTABLE_TYPES = ("Observation", "MedicationAdministration")
 
@@ -66,6 +68,9 @@ def parse_instant(value: Any, field: str) -> datetime | None:
         raise ExportRequestError(field, "must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise ExportRequestError(field, "must carry a timezone (e.g. Z or +01:00)")
+    problem = range_problem(parsed)  # before astimezone, which overflows at the calendar's edge
+    if problem:
+        raise ExportRequestError(field, problem)
     return parsed.astimezone(UTC)
 
 

@@ -116,17 +116,22 @@ def run_export(
                 errors,
                 as_csv=request.format is ExportFormat.CSV,
                 report=report,
+                base_url=fhir.base_url,
             )
             for name, count in out.commit().items():
                 files[out.path(name).name] = (RECORD_TYPES[name], count)
             for name, count in errors.commit().items():
                 files[errors.path(name).name] = (ERRORS, count)
+        extension: dict[str, Any] = {"fetchedBy": result.method}
+        if result.patient_check is not None:
+            extension["patientCheck"] = result.patient_check
         manifest = build_manifest(
             transaction_time=result.transaction_time,
             request_url=request_url or result.request_url,
             requires_access_token=requires_access_token,
             files=files,
             url_for=url_for,
+            extension=extension,
         )
         (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         log.info("export: done by %s, %d output file(s)", result.method, len(manifest["output"]))

@@ -21,6 +21,7 @@ from service.exports.fhir_source import ExportCancelled
 from service.exports.request import ExportRequestError, export_request
 from service.exports.run import run_export
 from service.fhir_client import FhirClient, FhirClientError
+from service.store import StorageUnavailable
 from service.store import exports as jobs
 from service.store.exports import ExportJobLost, ExportJobView
 from service.store.models import ExportJobStatus
@@ -72,8 +73,12 @@ class ExportRunner:
 
     def resume_open_jobs(self) -> int:
         """At start: wake the thread if jobs are queued or were left running; returns how many."""
-        with self.sessions.begin() as session:
-            count = jobs.open_export_jobs(session)
+        try:
+            with self.sessions.begin() as session:
+                count = jobs.open_export_jobs(session)
+        except StorageUnavailable as exc:  # the app starts anyway; a new job wakes the runner
+            log.warning("export runner: database unavailable at start (%s)", exc.kind)
+            return 0
         if count:
             log.info("export runner: %d open job(s) found at start", count)
             self.wake()

@@ -10,8 +10,10 @@ with build_client(FhirClientConfig(base_url="https://fhir.example/r4")) as fhir:
 """
 
 from .auth import BasicAuth, BearerTokenAuth, RefreshableAuth, SmartBackendAuth
+from .breaker import BreakerState, CircuitBreaker
 from .bulk import (
     BulkExportCancelled,
+    BulkExportRefused,
     BulkExportTimeout,
     BulkManifest,
     BulkOutput,
@@ -19,6 +21,7 @@ from .bulk import (
     check_status,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     parse_manifest,
     wait_for_manifest,
@@ -31,11 +34,13 @@ from .capabilities import (
     parse_capability_statement,
     release_for_version,
 )
-from .client import FhirClient, bundle_is_idempotent
+from .client import FhirClient, bundle_is_idempotent, time_budget
 from .config import AuthConfig, FhirClientConfig, build_auth, build_client
 from .errors import (
     AuthenticationError,
     BadRequest,
+    BudgetExhausted,
+    CircuitOpen,
     Conflict,
     FhirClientError,
     FhirServerError,
@@ -45,6 +50,7 @@ from .errors import (
     InvalidServerResponse,
     MethodNotAllowed,
     NotFound,
+    NotSent,
     PagingLoop,
     PreconditionFailed,
     ServerError,
@@ -55,7 +61,15 @@ from .errors import (
     UnsupportedServerVersion,
     error_for_status,
 )
-from .outcome import OperationOutcome, OutcomeIssue, parse_operation_outcome
+from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_operation_outcome
+from .references import (
+    foreign_references,
+    is_absolute,
+    is_foreign_reference,
+    local_reference,
+    normalise_references,
+    relative_reference,
+)
 from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
@@ -66,11 +80,16 @@ __all__ = [
     "BadRequest",
     "BasicAuth",
     "BearerTokenAuth",
+    "BreakerState",
+    "BudgetExhausted",
     "BulkExportCancelled",
+    "BulkExportRefused",
     "BulkExportTimeout",
     "BulkManifest",
     "BulkOutput",
     "BulkStatus",
+    "CircuitBreaker",
+    "CircuitOpen",
     "Conflict",
     "EntryResult",
     "FhirClient",
@@ -83,6 +102,7 @@ __all__ = [
     "InvalidServerResponse",
     "MethodNotAllowed",
     "NotFound",
+    "NotSent",
     "OperationOutcome",
     "OutcomeIssue",
     "PagingLoop",
@@ -105,13 +125,22 @@ __all__ = [
     "bundle_is_idempotent",
     "check_status",
     "choose_push_strategy",
+    "clean_diagnostics",
     "delete_job",
     "download",
     "error_for_status",
+    "foreign_references",
+    "ignored_parameter_issues",
+    "is_absolute",
+    "is_foreign_reference",
     "kick_off",
+    "local_reference",
+    "normalise_references",
     "parse_capability_statement",
     "parse_manifest",
     "parse_operation_outcome",
+    "relative_reference",
     "release_for_version",
+    "time_budget",
     "wait_for_manifest",
 ]

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 import requests
 
 from .client import FhirClient
-from .errors import FhirTransportError, InvalidServerResponse
+from .errors import FhirClientError, FhirServerError, FhirTransportError, InvalidServerResponse
 from .retry import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,30 @@ class BulkExportTimeout(FhirTransportError):
 
 class BulkExportCancelled(Exception):
     """The caller asked to stop while waiting for the server."""
+
+
+class BulkExportRefused(FhirClientError):
+    """The server would not run the export as asked: a parameter refused at kick-off (strict
+    handling), or the export run while ignoring one (said in the manifest's error[]).
+
+    The caller's answer is another way to fetch (paged search), never the server's output.
+    """
+
+
+# Kick-off answers that mean "not this export here" (a parameter, the operation, the level);
+# auth failures and 5xx are not refusals and stay the client's typed errors.
+REFUSED_AT_KICK_OFF = frozenset(
+    {
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.NOT_IMPLEMENTED,
+    }
+)
+# The IG asks servers to say in error[] what they could not honour; a not-supported issue there
+# means the export is not the one asked for (SEKMET: "Ignored unsupported parameters: [...]").
+IGNORED_PARAMETER_CODE = "not-supported"
 
 
 @dataclass(frozen=True)
@@ -95,31 +119,42 @@ def kick_off(
     since: str | None = None,
     patient: str | None = None,
     output_format: str = NDJSON,
+    strict: bool = True,
 ) -> str:
     """Start an export and return its status URL (the kick-off's Content-Location).
 
     With a patient, a POST of Parameters to Patient/$export (the IG's only way to name a
-    patient); otherwise a GET on [base]/$export with _type and _since.
+    patient); otherwise a GET on [base]/$export with _type and _since. `strict` asks the server
+    (`Prefer: handling=strict`) to refuse a parameter it does not support instead of ignoring
+    it; a refusal raises BulkExportRefused.
     """
-    headers = {"Accept": FHIR_JSON, "Prefer": "respond-async"}
+    prefer = "respond-async, handling=strict" if strict else "respond-async"
+    headers = {"Accept": FHIR_JSON, "Prefer": prefer}
     url = f"{fhir.base_url}/{export_path(patient)}"
-    if patient is not None:
-        parameter: list[dict[str, Any]] = [{"name": "_outputFormat", "valueString": output_format}]
-        if types:
-            parameter.append({"name": "_type", "valueString": ",".join(types)})
-        if since is not None:
-            parameter.append({"name": "_since", "valueInstant": since})
-        parameter.append({"name": "patient", "valueReference": {"reference": patient}})
-        body = {"resourceType": "Parameters", "parameter": parameter}
-        # A repeated POST would start a second job on the server: never retried.
-        response = fhir.send("POST", url, body=body, headers=headers, idempotent=False)
-    else:
-        params: list[tuple[str, str]] = [("_outputFormat", output_format)]
-        if types:
-            params.append(("_type", ",".join(types)))
-        if since is not None:
-            params.append(("_since", since))
-        response = fhir.send("GET", url, params=params, headers=headers)
+    try:
+        if patient is not None:
+            parameter: list[dict[str, Any]] = [
+                {"name": "_outputFormat", "valueString": output_format}
+            ]
+            if types:
+                parameter.append({"name": "_type", "valueString": ",".join(types)})
+            if since is not None:
+                parameter.append({"name": "_since", "valueInstant": since})
+            parameter.append({"name": "patient", "valueReference": {"reference": patient}})
+            body = {"resourceType": "Parameters", "parameter": parameter}
+            # A repeated POST would start a second job on the server: never retried.
+            response = fhir.send("POST", url, body=body, headers=headers, idempotent=False)
+        else:
+            params: list[tuple[str, str]] = [("_outputFormat", output_format)]
+            if types:
+                params.append(("_type", ",".join(types)))
+            if since is not None:
+                params.append(("_since", since))
+            response = fhir.send("GET", url, params=params, headers=headers)
+    except FhirServerError as exc:
+        if exc.status in REFUSED_AT_KICK_OFF:
+            raise BulkExportRefused(f"$export kick-off refused: {exc}") from exc
+        raise
     response.close()
     if response.status_code != HTTPStatus.ACCEPTED:
         raise InvalidServerResponse(f"$export kick-off -> {response.status_code}, expected 202")
@@ -129,6 +164,21 @@ def kick_off(
     status_url = urljoin(url, location)
     log.info("fhir $export started (%s)", export_path(patient))
     return status_url
+
+
+def ignored_parameter_issues(outcome: Any) -> int:
+    """How many issues of an OperationOutcome (from a manifest's error[]) say that something
+    asked for was not supported, i.e. ignored; 0 for anything else."""
+    if not isinstance(outcome, Mapping) or outcome.get("resourceType") != "OperationOutcome":
+        return 0
+    issues = outcome.get("issue")
+    if not isinstance(issues, list):
+        return 0
+    return sum(
+        1
+        for issue in issues
+        if isinstance(issue, Mapping) and issue.get("code") == IGNORED_PARAMETER_CODE
+    )
 
 
 def _output_items(value: Any, field: str) -> tuple[BulkOutput, ...]:

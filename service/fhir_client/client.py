@@ -6,7 +6,10 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -17,9 +20,18 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from .auth import RefreshableAuth
+from .breaker import CircuitBreaker
 from .capabilities import ServerCapabilities, parse_capability_statement
-from .errors import FhirTransportError, InvalidServerResponse, error_for_status
+from .errors import (
+    BudgetExhausted,
+    CircuitOpen,
+    FhirTransportError,
+    InvalidServerResponse,
+    NotSent,
+    error_for_status,
+)
 from .outcome import parse_operation_outcome
+from .references import Json, local_reference, normalise_references
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
 from .search import Params, iter_pages, iter_resources, param_items
@@ -29,11 +41,33 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
 DEFAULT_USER_AGENT = "diarybridge-fhir-client/0.1"
+SEARCH_PREFER = "handling=strict"
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Transport failures worth another attempt; InvalidURL and the like are not.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+# When the calls of the current context (thread) must be done by, on time.monotonic().
+_BUDGET_ENDS: ContextVar[float | None] = ContextVar("fhir_budget_ends", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Calls made in this context must end within `seconds`: timeouts are cut to what is left,
+    retries that would overrun it are not made, and a call with nothing left raises
+    BudgetExhausted without being sent. Nested budgets keep the earlier end."""
+    ends = time.monotonic() + seconds
+    outer = _BUDGET_ENDS.get()
+    token = _BUDGET_ENDS.set(ends if outer is None else min(outer, ends))
+    try:
+        yield
+    finally:
+        _BUDGET_ENDS.reset(token)
+
+
+def _budget_left() -> float | None:
+    ends = _BUDGET_ENDS.get()
+    return None if ends is None else ends - time.monotonic()
 
 
 def _check_type(resource_type: str) -> str:
@@ -80,6 +114,14 @@ def bundle_is_idempotent(bundle: Mapping[str, Any]) -> bool:
     return True
 
 
+def _within_budget(delay: float | None) -> float | None:
+    """The retry delay, or None when waiting it would overrun the time budget."""
+    left = _budget_left()
+    if delay is None or left is None:
+        return delay
+    return delay if delay < left else None
+
+
 class FhirClient:
     """A FHIR REST client for one server: interactions named as in the spec, JSON in and out."""
 
@@ -96,6 +138,7 @@ class FhirClient:
         pool_size: int = 10,
         user_agent: str = DEFAULT_USER_AGENT,
         request_id_header: str = "X-Request-ID",
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -118,6 +161,7 @@ class FhirClient:
         self._request_id_header = request_id_header
         self._capabilities: ServerCapabilities | None = None
         self._capabilities_lock = threading.Lock()
+        self.breaker = breaker  # None: every call goes through
 
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r})"
@@ -143,21 +187,23 @@ class FhirClient:
     def capabilities(self, *, refresh: bool = False) -> ServerCapabilities:
         """The server's CapabilityStatement, read once from /metadata and cached."""
         with self._capabilities_lock:
-            if self._capabilities is None or refresh:
-                data = self._json(
-                    "GET", f"{self.base_url}/metadata", expected_type="CapabilityStatement"
-                )
-                self._capabilities = parse_capability_statement(data)
-                caps = self._capabilities
-                log.info(
-                    "fhir server %s: fhirVersion %s (%s), transaction=%s batch=%s",
-                    caps.software_name or "unknown",
-                    caps.fhir_version,
-                    caps.release,
-                    caps.transaction,
-                    caps.batch,
-                )
-            return self._capabilities
+            if self._capabilities is not None and not refresh:
+                return self._capabilities
+        # Fetched outside the lock: behind a hung server, every caller would queue on it for
+        # a whole timeout each, time budgets notwithstanding. Two fetches at once are harmless.
+        data = self._json("GET", f"{self.base_url}/metadata", expected_type="CapabilityStatement")
+        caps = parse_capability_statement(data)
+        with self._capabilities_lock:
+            self._capabilities = caps
+        log.info(
+            "fhir server %s: fhirVersion %s (%s), transaction=%s batch=%s",
+            caps.software_name or "unknown",
+            caps.fhir_version,
+            caps.release,
+            caps.transaction,
+            caps.batch,
+        )
+        return caps
 
     # ---- instance and type interactions -------------------------------------------------
 
@@ -175,7 +221,7 @@ class FhirClient:
             "GET", url, expected_type=resource_type, headers=headers, request_id=request_id
         )
         assert data is not None  # expected_type guarantees a body
-        return data
+        return self._local(data)
 
     def create(
         self,
@@ -314,6 +360,9 @@ class FhirClient:
         self, headers: Mapping[str, str] | None, request_id: str | None
     ) -> Callable[[str, Params | None], JsonObject]:
         """GET one searchset page (the paging iterator decides which)."""
+        # A server may ignore a parameter it does not support (SEKMET does, unless asked):
+        # an unfiltered answer taken for a filtered one is worse than a 400.
+        strict = {"Prefer": SEARCH_PREFER, **(headers or {})}
 
         def fetch(url: str, page_params: Params | None) -> JsonObject:
             data = self._json(
@@ -321,11 +370,11 @@ class FhirClient:
                 url,
                 params=page_params,
                 expected_type="Bundle",
-                headers=headers,
+                headers=strict,
                 request_id=request_id,
             )
             assert data is not None
-            return data
+            return self._local(data)
 
         return fetch
 
@@ -407,8 +456,12 @@ class FhirClient:
             idempotent=safe,
         )
         results = parse_bundle_response(
-            response, expected_type=f"{kind}-response", expected_entries=len(entries)
+            self._local(response),
+            expected_type=f"{kind}-response",
+            expected_entries=len(entries),
+            base_url=self.base_url,
         )
+        self._warn_foreign_locations(kind, [r.location for r in results])
         failed = sum(1 for r in results if not r.ok)
         log.info("fhir %s: %d entries, %d failed", kind, len(results), failed)
         return results
@@ -443,13 +496,26 @@ class FhirClient:
                 raise InvalidServerResponse(
                     f"{method} {self._path(url)} returned {got!r}, expected {expected!r}"
                 )
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        self._warn_foreign_locations(method, [location])
         return write_result(
             response.status_code,
-            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            location=location,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
-            body=body,
+            body=self._local(body),
+            base_url=self.base_url,
         )
+
+    def _local(self, data: Json) -> Json:
+        """References under this server's base made relative, as every caller compares them."""
+        return normalise_references(data, self.base_url)
+
+    def _warn_foreign_locations(self, what: str, locations: list[str | None]) -> None:
+        foreign = sum(1 for loc in locations if loc and local_reference(loc, self.base_url) is None)
+        if foreign:
+            # Not followed: the id then comes from the returned resource, if any.
+            log.warning("fhir %s: %d location(s) under another base URL ignored", what, foreign)
 
     def _json(
         self,
@@ -540,6 +606,13 @@ class FhirClient:
         refreshed = False
         while True:
             attempt += 1
+            refusal = self._refusal(method, path)
+            if refusal is not None:
+                if attempt == 1:
+                    raise refusal
+                raise FhirTransportError(
+                    f"{method} {path}: gave up after {attempt - 1} attempt(s): {refusal}"
+                )
             sent_at = policy.clock()
             try:
                 response = self._session.request(
@@ -549,7 +622,7 @@ class FhirClient:
                     data=data,
                     headers=send_headers,
                     auth=self._auth if authenticate else None,
-                    timeout=self._timeout,
+                    timeout=self._timeout_now(),
                     verify=self._verify,
                     cert=self._cert,
                     # A redirected POST/PUT would silently become a GET; only reads may follow.
@@ -557,8 +630,11 @@ class FhirClient:
                     stream=stream,
                 )
             except _TRANSIENT as exc:
+                if self.breaker is not None:
+                    self.breaker.failed()
                 elapsed = policy.clock() - started
                 delay = policy.next_delay(attempt, elapsed) if idempotent else None
+                delay = _within_budget(delay)
                 log.warning(
                     "fhir %s %s failed: %s (attempt %d%s)",
                     method,
@@ -576,6 +652,12 @@ class FhirClient:
             except requests.RequestException as exc:
                 raise FhirTransportError(f"{method} {path}: {type(exc).__name__}") from exc
             status = response.status_code
+            if self.breaker is not None:
+                # An answer, even an error, shows the server alive; a 5xx counts as failing.
+                if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                    self.breaker.failed()
+                else:
+                    self.breaker.succeeded()
             duration_ms = (policy.clock() - sent_at) * 1000
             level = logging.DEBUG if status < HTTPStatus.BAD_REQUEST else logging.INFO
             log.log(level, "fhir %s %s -> %d in %.0f ms", method, path, status, duration_ms)
@@ -594,6 +676,7 @@ class FhirClient:
             if idempotent and status in policy.retry_statuses:
                 retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
                 delay = policy.next_delay(attempt, policy.clock() - started, retry_after)
+                delay = _within_budget(delay)
                 if delay is not None:
                     log.warning(
                         "fhir %s %s -> %d, retry %d in %.2f s", method, path, status, attempt, delay
@@ -606,6 +689,26 @@ class FhirClient:
             if status >= HTTPStatus.MULTIPLE_CHOICES:
                 raise InvalidServerResponse(f"{method} {path} -> unexpected {status}")
             return response
+
+    def _refusal(self, method: str, path: str) -> NotSent | None:
+        """Why the next attempt must not be sent (budget spent, circuit open), or None."""
+        left = _budget_left()
+        if left is not None and left <= 0:
+            return BudgetExhausted(f"{method} {path}: time budget spent")
+        if self.breaker is not None and not self.breaker.allow():
+            return CircuitOpen(
+                f"{method} {path}: circuit open, the server kept failing",
+                self.breaker.retry_after(),
+            )
+        return None
+
+    def _timeout_now(self) -> tuple[float, float]:
+        """The configured timeouts, cut to what is left of the time budget."""
+        left = _budget_left()
+        if left is None:
+            return self._timeout
+        connect, read = self._timeout
+        return (min(connect, max(left, 0.01)), min(read, max(left, 0.01)))
 
     def _error(self, method: str, path: str, response: requests.Response) -> Exception:
         try:

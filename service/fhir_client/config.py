@@ -9,6 +9,7 @@ from typing import Literal
 from requests.auth import AuthBase
 
 from .auth import BasicAuth, BearerTokenAuth, SigningAlg, SmartBackendAuth
+from .breaker import CircuitBreaker
 from .client import DEFAULT_USER_AGENT, FhirClient
 from .retry import RetryPolicy
 
@@ -45,6 +46,10 @@ class FhirClientConfig:
     pool_size: int = 10
     max_attempts: int = 4
     retry_deadline: float = 60.0
+    # Circuit breaker: after this many failed calls in a row (0: no breaker) ...
+    breaker_failures: int = 3
+    # ... calls are refused for this long, then one trial call may go.
+    breaker_cooldown: float = 30.0
     user_agent: str = DEFAULT_USER_AGENT
     request_id_header: str = "X-Request-ID"
 
@@ -104,4 +109,7 @@ def build_client(config: FhirClientConfig, *, retry: RetryPolicy | None = None) 
         pool_size=config.pool_size,
         user_agent=config.user_agent,
         request_id_header=config.request_id_header,
+        breaker=CircuitBreaker(config.breaker_failures, config.breaker_cooldown)
+        if config.breaker_failures > 0
+        else None,
     )

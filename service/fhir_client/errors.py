@@ -15,6 +15,22 @@ class FhirTransportError(FhirClientError):
     """The server could not be reached or did not answer in time (after any retries)."""
 
 
+class NotSent(FhirTransportError):
+    """The request was not sent at all: the caller may try again without counting an attempt."""
+
+
+class CircuitOpen(NotSent):
+    """The server kept failing; calls are refused for `retry_after` seconds (circuit breaker)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(NotSent):
+    """The caller's time budget (FhirClient.time_budget) was spent before this request."""
+
+
 class InvalidServerResponse(FhirClientError):
     """The server answered, but not with the FHIR JSON we asked for."""
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .errors import InvalidServerResponse
 from .outcome import OperationOutcome, parse_operation_outcome
+from .references import local_reference
 
 JsonObject = dict[str, Any]
 
@@ -102,9 +103,12 @@ def write_result(
     etag: str | None,
     last_modified: str | None,
     body: Any,
+    base_url: str | None = None,
 ) -> WriteResult:
-    """Build a WriteResult from response headers and (optional) returned resource."""
-    loc = parse_location(location)
+    """Build a WriteResult from response headers and (optional) returned resource; with
+    `base_url`, a location under another base is not taken for the resource's id."""
+    local = location if base_url is None or not location else local_reference(location, base_url)
+    loc = parse_location(local)
     resource = body if isinstance(body, Mapping) and "resourceType" in body else None
     outcome = parse_operation_outcome(resource)
     if outcome is not None:
@@ -127,7 +131,11 @@ def write_result(
 
 
 def parse_bundle_response(
-    bundle: Any, *, expected_type: str, expected_entries: int | None = None
+    bundle: Any,
+    *,
+    expected_type: str,
+    expected_entries: int | None = None,
+    base_url: str | None = None,
 ) -> list[EntryResult]:
     """Parse a transaction-/batch-response Bundle into one EntryResult per entry."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
@@ -156,6 +164,7 @@ def parse_bundle_response(
             etag=_str_or_none(response.get("etag")),
             last_modified=_str_or_none(response.get("lastModified")),
             body=entry.get("resource"),
+            base_url=base_url,
         )
         outcome = parse_operation_outcome(response.get("outcome")) or base.outcome
         results.append(

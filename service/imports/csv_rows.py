@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mappings.records import MG_ADL_ITEMS, VITAL_FIELDS, Symptom
+from service.exports.csv_columns import restore
 from service.imports.sources import RawItem, TextSource
 from service.schemas import Problem
 
@@ -252,8 +253,9 @@ def csv_items(text: TextSource, kind_hint: str | None = None) -> Iterator[RawIte
             message = f"has {len(row)} cells; the header has {len(header)}"
             yield RawItem(f"row {number}", None, (Problem("$", message),))
             continue
+        # `restore` undoes the export's formula neutralisation ('=x -> =x), and only that.
         cells = {
-            name: cell.strip()
+            name: restore(cell.strip())
             for name, cell in zip(header, row, strict=True)
             if cell.strip() and name not in DIARY_IGNORED + INFUSION_IGNORED
         }

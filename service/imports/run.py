@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,9 +25,8 @@ from service.imports.progress import ImportProgress, NoProgress
 from service.imports.sources import CountingReader, RawItem, SourceFormat, read_items
 from service.imports.validate import Checked, KindChoice, check_item
 from service.schemas import RecordKind
-from service.store import Disposition
 from service.sync.accept import accept_records
-from service.sync.push import Outcome
+from service.sync.outcomes import RecordOutcome, request_outcomes
 from service.sync.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -37,33 +37,53 @@ Failure = dict[str, Any]
 
 @dataclass
 class ImportSummary:
-    """Counts of one import; `unchanged` covers both the outbox's and the server's view."""
+    """Counts of one import, by each record's outcome in its batch's sync request.
+
+    A record already in the outbox with the same content counts by where it stands: `unchanged`
+    only if the server has it, else `failed` / `retry_later` / `queued` as it was left.
+    """
 
     read: int = 0
     invalid: int = 0
     accepted: int = 0
-    queued: int = 0  # new or changed content, to be pushed
+    queued: int = 0  # not pushed (--no-push, no server): waiting in the outbox
     created: int = 0
     updated: int = 0
-    unchanged: int = 0
+    unchanged: int = 0  # the server already held this content
     failed: int = 0  # the server rejected it, or a conflict needs review
     retry_later: int = 0  # a transient error: left in the outbox for `diarybridge worker`
+    retracted: int = 0  # withdrawn earlier (the app deleted it); the same content stays so
+    superseded: int = 0  # replaced by newer content from someone else during the import
     pushed: bool = False
     files: list[str] = field(default_factory=list)
+    # Why records are not on the server: "failed: invalid (HTTP 422)" -> how many.
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def not_delivered(self) -> int:
+        """Records of the input the server does not hold (the exit status is 1 while any)."""
+        waiting = self.retry_later if self.pushed else 0  # --no-push leaves them on purpose
+        return self.failed + self.retracted + waiting
 
     def line(self) -> str:
         """The one-line summary the CLI prints."""
         if not self.pushed:
-            return (
+            text = (
                 f"read {self.read}: queued {self.queued}, unchanged {self.unchanged}, "
-                f"invalid {self.invalid} (not pushed)"
+                f"failed {self.failed}, invalid {self.invalid} (not pushed)"
             )
-        text = (
-            f"read {self.read}: created {self.created}, updated {self.updated}, "
-            f"unchanged {self.unchanged}, failed {self.failed}, invalid {self.invalid}"
-        )
-        if self.retry_later:
-            text += f"; {self.retry_later} left queued for retry"
+        else:
+            text = (
+                f"read {self.read}: created {self.created}, updated {self.updated}, "
+                f"unchanged {self.unchanged}, failed {self.failed}, invalid {self.invalid}"
+            )
+            if self.retry_later:
+                text += f"; {self.retry_later} left queued for retry"
+        if self.superseded:
+            text += f"; {self.superseded} superseded by newer content"
+        if self.not_delivered:
+            why = ", ".join(f"{n} {reason}" for reason, n in self.reasons.most_common())
+            text += f"; {self.not_delivered} not on the server: {why}"
         return text
 
 
@@ -161,41 +181,56 @@ class Importer:
         if not self._batch:
             return
         batch, self._batch = self._batch, {}
+        try:
+            self._accept(batch)
+        except store.PatientMismatchError:
+            # An id this app already gave another patient refuses the whole transaction: take
+            # the records one by one, so only that one is rejected (and reported).
+            for key, one in batch.items():
+                try:
+                    self._accept({key: one})
+                except store.PatientMismatchError as exc:
+                    self.summary.invalid += 1
+                    self._fail(one[0], key[1], "patient", str(exc))
+
+    def _accept(self, batch: dict[tuple[RecordKind, str], tuple[str, Record]]) -> None:
         records = [record for _, record in batch.values()]
         request_id = accept_records(self.sessions, self.namespace, records)
         self.summary.accepted += len(records)
-        with self.sessions() as session:
-            request = store.get_request(session, request_id)
-        assert request is not None
-        unchanged = sum(1 for i in request.items if i.disposition == Disposition.UNCHANGED)
-        self.summary.unchanged += unchanged
-        self.summary.queued += len(records) - unchanged
-        if self.worker is not None and unchanged < len(records):
-            self._push(request_id, batch)
+        if self.worker is not None:
+            # Also when every record is unchanged in the outbox: one left queued by an earlier
+            # run is due now, and this run answers for it.
+            self.worker.drain(request_id)
+        for record in request_outcomes(self.sessions, request_id, with_resources=False):
+            position, _ = batch.get((RecordKind(record.kind), record.source_id), ("?", None))
+            self._count(record, position)
 
-    def _push(
-        self, request_id: str, batch: dict[tuple[RecordKind, str], tuple[str, Record]]
-    ) -> None:
-        assert self.worker is not None
-        for delivery in self.worker.drain(request_id):
-            outcome = delivery.outcome
-            if outcome is Outcome.CREATED:
-                self.summary.created += 1
-            elif outcome is Outcome.UPDATED:
-                self.summary.updated += 1
-            elif outcome is Outcome.UNCHANGED:
-                self.summary.unchanged += 1
-            elif outcome is Outcome.RETRY:
-                self.summary.retry_later += 1
-            else:
-                self.summary.failed += 1
-                entry = delivery.entry
-                position, _ = batch.get((RecordKind(entry.kind), entry.source_id), ("?", None))
-                error = delivery.error
-                message = f"{outcome.value}: {error.code if error else 'rejected'}"
-                if error and error.status:
-                    message += f" (HTTP {error.status})"
-                self._fail(position, entry.source_id, "$", message)
+    def _count(self, record: RecordOutcome, position: str) -> None:
+        summary, outcome = self.summary, record.outcome
+        if outcome == "created":
+            summary.created += 1
+        elif outcome == "updated":
+            summary.updated += 1
+        elif outcome == "unchanged":
+            summary.unchanged += 1
+        elif outcome == "superseded":
+            summary.superseded += 1  # someone sent newer content meanwhile: theirs to answer
+        elif outcome == "queued" and self.worker is None:
+            summary.queued += 1  # not pushed on purpose
+        else:
+            # Not on the server: say so, and why, in the summary and the failure report.
+            if outcome == "queued":
+                summary.retry_later += 1
+            elif outcome == "retracted":
+                summary.retracted += 1
+            else:  # failed, conflict
+                summary.failed += 1
+            error = record.error
+            message = f"{outcome}: {error.get('code') or 'rejected'}" if error else outcome
+            if error and error.get("status"):
+                message += f" (HTTP {error['status']})"
+            summary.reasons[message] += 1
+            self._fail(position, record.source_id, "$", message)
 
     def _invalid(self, checked: Checked) -> None:
         self.summary.invalid += 1
@@ -217,13 +252,15 @@ class Importer:
         """Accept (and push) what is left; the counts of the whole import."""
         self.flush()
         log.info(
-            "import: %d read, %d invalid, %d queued, %d created, %d updated, %d failed",
+            "import: %d read, %d invalid, %d queued, %d created, %d updated, %d failed, "
+            "%d not on the server",
             self.summary.read,
             self.summary.invalid,
             self.summary.queued,
             self.summary.created,
             self.summary.updated,
             self.summary.failed,
+            self.summary.not_delivered,
         )
         return self.summary
 

@@ -13,6 +13,10 @@ from service.observability.request_id import current_request_id
 
 LOG_FORMATS = ("json", "text")
 
+# Libraries that log request lines (URLs carrying patient ids and search values) or SQL with
+# its parameters at DEBUG/INFO: held at WARNING whatever our level, so DEBUG is still safe.
+QUIET_LOGGERS = ("urllib3", "requests", "werkzeug", "gunicorn.access", "sqlalchemy")
+
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -86,4 +90,6 @@ def configure_logging(level: str, log_format: str = "json") -> logging.Handler:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     return handler

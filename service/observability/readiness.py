@@ -1,19 +1,28 @@
-"""Readiness checks: the database answers, and the FHIR server (when configured) answers."""
+"""Readiness checks: the database answers; the FHIR server's state is reported, never waited on.
+
+The FHIR server does not gate readiness: every instance shares it, and while it is away the API
+still accepts records into the outbox (the worker delivers later), so taking instances out of
+rotation would only turn a delivery delay into an outage.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from service.config import FhirServerSettings
+from service.store import SchemaGate, probe_write
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, NOT_CONFIGURED = "ok", "failed", "not_configured"
+OK, FAILED, NOT_CONFIGURED, UNKNOWN = "ok", "failed", "not_configured", "unknown"
+GATING = ("database",)  # checks whose failure makes the instance not ready
 
 
 @dataclass(frozen=True)
@@ -24,17 +33,20 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        """Whether every check passed (or was not configured)."""
-        return FAILED not in self.checks.values()
+        """Whether every gating check passed."""
+        return all(self.checks.get(name) != FAILED for name in GATING)
 
 
-def database_answers(engine: Engine) -> bool:
-    """Whether the database answers SELECT 1."""
+def database_answers(engine: Engine, schema: SchemaGate | None = None) -> bool:
+    """Whether the database takes a write (rolled back): a full, read-only or unreachable
+    store takes the instance out of rotation, not only one that is down."""
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        if schema is not None:
+            schema.ensure()
+        probe_write(engine)
     except Exception as exc:  # any driver error means "not ready", whatever its type
-        log.warning("readiness: database check failed: %s", type(exc).__name__)
+        kind = getattr(exc, "kind", None)
+        log.warning("readiness: database check failed: %s", kind or type(exc).__name__)
         return False
     return True
 
@@ -57,11 +69,51 @@ def fhir_server_answers(fhir: FhirServerSettings, timeout: float) -> bool:
     return True
 
 
-def check_readiness(engine: Engine, fhir: FhirServerSettings, timeout: float) -> Readiness:
-    """Run every check; the FHIR server only when a base URL is configured."""
-    checks = {"database": OK if database_answers(engine) else FAILED}
-    if not fhir.base_url:
-        checks["fhir_server"] = NOT_CONFIGURED
-    else:
-        checks["fhir_server"] = OK if fhir_server_answers(fhir, timeout) else FAILED
+class FhirProbe:
+    """The FHIR server's /metadata, probed in a background thread at most every `ttl` seconds.
+
+    Asking never waits: it answers the last known state ("unknown" before the first probe
+    ends) and starts a new probe when that state is stale. One probe runs at a time.
+    """
+
+    def __init__(
+        self,
+        fhir: FhirServerSettings,
+        timeout: float,
+        ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fhir, self.timeout, self.ttl = fhir, timeout, ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = UNKNOWN
+        self._at: float | None = None
+        self._running = False
+
+    def state(self) -> str:
+        """ok, failed or unknown, as last seen; starts a probe in the background when stale."""
+        if not self.fhir.base_url:
+            return NOT_CONFIGURED
+        with self._lock:
+            stale = self._at is None or self._clock() - self._at >= self.ttl
+            if stale and not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._probe, name="diarybridge-fhir-probe", daemon=True
+                ).start()
+            return self._state
+
+    def _probe(self) -> None:
+        state = FAILED
+        try:
+            state = OK if fhir_server_answers(self.fhir, self.timeout) else FAILED
+        finally:
+            with self._lock:
+                self._state, self._at, self._running = state, self._clock(), False
+
+
+def check_readiness(engine: Engine, fhir_state: str, schema: SchemaGate | None = None) -> Readiness:
+    """Check the database now; report the FHIR server's state as given (never waited on)."""
+    database = OK if database_answers(engine, schema) else FAILED
+    checks = {"database": database, "fhir_server": fhir_state}
     return Readiness(checks)

@@ -20,6 +20,7 @@ from marshmallow import (
 )
 
 from mappings import records as r
+from service.schemas.times import ClinicalDateTime
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ID_MESSAGE = (
@@ -57,7 +58,7 @@ def _text(max_length: int, **kwargs: Any) -> fields.String:
 
 
 def _aware(**kwargs: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(format="iso", error_messages=AWARE, **kwargs)
+    return ClinicalDateTime(format="iso", error_messages=AWARE, **kwargs)
 
 
 class StrictSchema(Schema):

@@ -27,9 +27,10 @@ NOTICE = (
 
 @dataclass(frozen=True)
 class PatientSignal:
-    """A signal and the namespace (sending app) whose records raised it."""
+    """A signal and the namespace (sending app) and id space whose records raised it."""
 
     namespace: str
+    patient_scope: str  # the patient key when the app's record ids are per patient, else ""
     signal: Signal
 
 
@@ -46,12 +47,12 @@ def one_patient(records: list[Record]) -> list[Record]:
 # with the API schemas on every evaluation is most of its cost, and a stored record's content
 # never changes under the same hash. Records are frozen, so threads may share them.
 _CACHE_LIMIT = 50_000
-_cache: dict[tuple[str, str, str, str], Record] = {}
+_cache: dict[tuple[str, str, str, str, str], Record] = {}
 _cache_lock = threading.Lock()
 
 
 def _parsed(item: StoredRecord) -> Record:
-    key = (item.namespace, item.kind, item.source_id, item.content_hash)
+    key = (item.namespace, item.patient_scope, item.kind, item.source_id, item.content_hash)
     with _cache_lock:
         found = _cache.get(key)
     if found is not None:
@@ -70,12 +71,13 @@ def patient_signals(
     """Every signal episode of one patient (active and resolved), oldest first."""
     with sessions.begin() as session:
         stored = patient_records(session, patient_key)
-    by_namespace: dict[str, list[Record]] = defaultdict(list)
+    # One history per app and id space: the records a signal points at share its identifiers.
+    by_source: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for item in stored:
-        by_namespace[item.namespace].append(_parsed(item))
+        by_source[(item.namespace, item.patient_scope)].append(_parsed(item))
     out = [
-        PatientSignal(namespace, signal)
-        for namespace, records in sorted(by_namespace.items())
+        PatientSignal(namespace, scope, signal)
+        for (namespace, scope), records in sorted(by_source.items())
         for signal in evaluate(one_patient(records), rules)
     ]
     out.sort(key=lambda p: (p.signal.opened_at, p.signal.rule.id, p.namespace))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.context import FhirVersion, MappingContext
-from mappings.identifiers import SYSTEM_PREFIX, business_key
+from mappings.identifiers import PATIENT_SCOPE, SYSTEM_PREFIX, business_key
 from mappings.signals import RuleSet
 from mappings.signals.fhir import (
     FLAG_PART,
@@ -80,15 +80,29 @@ def _upsert(
         client.update({**body, "id": result.id}, request_id=rid)
 
 
+def _context(item: PatientSignal, version: FhirVersion) -> MappingContext:
+    # The id space of the records: signal resources and evidence references share it.
+    return MappingContext(
+        app_namespace=item.namespace,
+        source=f"urn:diarybridge:client:{item.namespace}",
+        fhir_version=version,
+        patient_scope=item.patient_scope or None,
+    )
+
+
 def _flag_identifier(item: PatientSignal) -> tuple[str, str]:
-    key = business_key(item.namespace, SIGNAL, signal_source_id(item.signal), FLAG_PART)
+    ctx = _context(item, FhirVersion.R4)  # identifiers do not depend on the version
+    key = business_key(ctx, SIGNAL, signal_source_id(item.signal), FLAG_PART)
     return key.system, key.value
 
 
 def _ours(resource: dict[str, Any]) -> tuple[str, str] | None:
     for ident in resource.get("identifier") or []:
         system, value = ident.get("system", ""), ident.get("value", "")
-        if system.startswith(SYSTEM_PREFIX) and value.startswith(f"{SIGNAL}/"):
+        segments = value.split("/")
+        # [patient/<token>/]signal/<source id>/<part>
+        kind = segments[2] if segments[0] == PATIENT_SCOPE and len(segments) > 2 else segments[0]
+        if system.startswith(SYSTEM_PREFIX) and kind == SIGNAL:
             return system, value
     return None
 
@@ -155,13 +169,11 @@ def push_signals(
         with sessions.begin() as session:
             known = server_ids(session, patient_key)
         for item in items:
-            ctx = MappingContext(
-                app_namespace=item.namespace,
-                source=f"urn:diarybridge:client:{item.namespace}",
-                fhir_version=version,
-            )
-            mine = {(k, s, p): sid for (ns, k, s, p), sid in known.items() if ns == item.namespace}
-            for resource in signal_to_resources(item.signal, ctx, mine):
+            source = (item.namespace, item.patient_scope)
+            mine = {
+                (k, s, p): sid for (ns, sc, k, s, p), sid in known.items() if (ns, sc) == source
+            }
+            for resource in signal_to_resources(item.signal, _context(item, version), mine):
                 _upsert(client, resource, chosen, request_id)
             written += 1
         live = {_flag_identifier(i) for i in current}

@@ -12,11 +12,14 @@ The store knows no FHIR and no HTTP: it keeps JSON payloads and strings.
 from service.store.audit import record_audit
 from service.store.engine import make_engine, make_session_factory
 from service.store.errors import (
+    AmbiguousRecordError,
     DuplicateItemError,
     EntryNotFoundError,
     InvalidItemError,
     LeaseLostError,
     MigrationError,
+    PatientMismatchError,
+    StorageUnavailable,
     StoreError,
 )
 from service.store.hashing import canonical_json, content_hash
@@ -29,7 +32,7 @@ from service.store.ledger import (
     requeue_failed,
     status_counts,
 )
-from service.store.migrate import current_revision, head_revision, upgrade
+from service.store.migrate import SchemaGate, current_revision, head_revision, upgrade
 from service.store.models import LedgerStatus, RecordKind
 from service.store.outbox import (
     backoff_seconds,
@@ -39,14 +42,19 @@ from service.store.outbox import (
     mark_retracted,
     mark_sent,
     release_claims,
+    renew_claims,
 )
+from service.store.probe import probe_write
+from service.store.results import request_results
 from service.store.values import (
     AcceptItem,
     ClaimedEntry,
     Disposition,
     EntryView,
     ErrorInfo,
+    Patients,
     RequestItemProgress,
+    RequestItemResult,
     RequestProgress,
     ResourceState,
     StatusCounts,
@@ -54,6 +62,7 @@ from service.store.values import (
 
 __all__ = [
     "AcceptItem",
+    "AmbiguousRecordError",
     "ClaimedEntry",
     "Disposition",
     "DuplicateItemError",
@@ -64,11 +73,16 @@ __all__ = [
     "LeaseLostError",
     "LedgerStatus",
     "MigrationError",
+    "PatientMismatchError",
+    "Patients",
     "RecordKind",
     "RequestItemProgress",
+    "RequestItemResult",
     "RequestProgress",
     "ResourceState",
+    "SchemaGate",
     "StatusCounts",
+    "StorageUnavailable",
     "StoreError",
     "accept",
     "backoff_seconds",
@@ -86,8 +100,11 @@ __all__ = [
     "mark_failed",
     "mark_retracted",
     "mark_sent",
+    "probe_write",
     "record_audit",
     "release_claims",
+    "renew_claims",
+    "request_results",
     "request_retraction",
     "requeue_failed",
     "status_counts",

@@ -8,10 +8,76 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store.errors import StorageUnavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# SQLite primary result codes (https://sqlite.org/rescode.html) -> kind of storage failure.
+_SQLITE_KINDS = {
+    5: "busy",
+    6: "busy",
+    8: "read_only",
+    10: "io_error",
+    13: "full",
+    14: "unreachable",
+}
+# The same by message, for drivers that don't expose the code.
+_SQLITE_MESSAGES = {
+    "database is locked": "busy",
+    "attempt to write a readonly database": "read_only",
+    "disk i/o error": "io_error",
+    "database or disk is full": "full",
+    "unable to open database file": "unreachable",
+}
+# PostgreSQL SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_KINDS = {
+    "53100": "full",  # disk_full
+    "25006": "read_only",  # read_only_sql_transaction (a standby, default_transaction_read_only)
+    "57P01": "unreachable",  # admin_shutdown (pg_terminate_backend, a restart)
+    "57P02": "unreachable",  # crash_shutdown
+    "57P03": "unreachable",  # cannot_connect_now (starting up)
+    "58030": "io_error",  # io_error
+}
+_PG_CLASS_KINDS = {"08": "unreachable", "53": "busy"}  # connection exception; out of resources
+# What a client should wait before trying again, by kind: an operator must act on some.
+RETRY_AFTER_SECONDS = {
+    "busy": 2,
+    "unreachable": 5,
+    "read_only": 30,
+    "full": 30,
+    "io_error": 30,
+}
+
+
+def storage_failure(error: BaseException | None, is_disconnect: bool = False) -> str | None:
+    """The kind of storage failure a driver error means, or None if it is not one (a bug,
+    a constraint): full, read_only, unreachable, busy, io_error."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_KINDS:
+            return _SQLITE_KINDS[code & 0xFF]
+        return _SQLITE_MESSAGES.get(str(error).strip().lower())
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return _PG_KINDS.get(sqlstate) or _PG_CLASS_KINDS.get(sqlstate[:2])
+    if is_disconnect:
+        return "unreachable"
+    # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all.
+    if type(error).__name__ == "OperationalError" and type(error).__module__.startswith("psycopg"):
+        return "unreachable"
+    return None
+
+
+def _raise_storage_unavailable(context: ExceptionContext) -> None:
+    if context.is_pre_ping:
+        return  # the pool's ping of a dead connection: it reconnects, the caller never knows
+    kind = storage_failure(context.original_exception, context.is_disconnect)
+    if kind is not None:
+        # from None: the driver's text (SQL and its parameters) must not reach logs or answers.
+        raise StorageUnavailable(kind, RETRY_AFTER_SECONDS[kind]) from None
 
 
 def normalise_url(database_url: str | URL) -> URL:
@@ -26,9 +92,16 @@ def make_engine(database_url: str | URL, **kwargs: Any) -> Engine:
     """Create an engine for SQLite (WAL, busy_timeout, foreign keys) or PostgreSQL."""
     url = normalise_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+        engine = _sqlite_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        if "connect_timeout" not in url.query:
+            # A server that drops packets would otherwise hold every caller for minutes.
+            kwargs.setdefault("connect_args", {"connect_timeout": 5})
+        engine = create_engine(url, **kwargs)
+    # Storage failures become one typed error, whichever driver and whichever layer meets them.
+    event.listen(engine, "handle_error", _raise_storage_unavailable)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -21,6 +21,27 @@ class DuplicateItemError(StoreError):
         self.source_id = source_id
 
 
+class PatientMismatchError(StoreError):
+    """A record id of the app's namespace already belongs to another patient.
+
+    The message names the record, never a patient: the caller must not learn whose it is.
+    """
+
+    def __init__(self, kind: str, source_id: str) -> None:
+        super().__init__(f"{kind} {source_id!r} already belongs to another patient of this client")
+        self.kind = kind
+        self.source_id = source_id
+
+
+class AmbiguousRecordError(StoreError):
+    """Several of the caller's patients have a record with this id; the caller must name one."""
+
+    def __init__(self, kind: str, source_id: str) -> None:
+        super().__init__(f"several patients have a {kind} {source_id!r}: name the patient")
+        self.kind = kind
+        self.source_id = source_id
+
+
 class LeaseLostError(StoreError):
     """A worker reports on an entry it no longer holds: its lease expired and it was re-claimed."""
 
@@ -37,6 +58,19 @@ class EntryNotFoundError(StoreError):
         self.namespace = namespace
         self.kind = kind
         self.source_id = source_id
+
+
+class StorageUnavailable(StoreError):
+    """The database cannot serve now: full, read-only, unreachable, busy or failing I/O.
+
+    Raised in place of the driver's error (see engine.py), whose text may quote SQL parameters:
+    this one carries the kind only. Nothing was committed by the statement that failed.
+    """
+
+    def __init__(self, kind: str, retry_after: int) -> None:
+        super().__init__(f"storage unavailable ({kind})")
+        self.kind = kind
+        self.retry_after = retry_after  # seconds a client should wait before trying again
 
 
 class MigrationError(StoreError):

@@ -8,12 +8,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, func, select, tuple_
+from sqlalchemy import Insert, Select, func, select, true, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.store.clock import utcnow
-from service.store.errors import DuplicateItemError, InvalidItemError
+from service.store.errors import (
+    AmbiguousRecordError,
+    DuplicateItemError,
+    InvalidItemError,
+    PatientMismatchError,
+)
 from service.store.hashing import canonical_json, content_hash
 from service.store.models import (
     LedgerEntry,
@@ -29,6 +34,7 @@ from service.store.values import (
     AcceptItem,
     Disposition,
     EntryView,
+    Patients,
     RequestItemProgress,
     RequestProgress,
     ResourceState,
@@ -52,7 +58,10 @@ def accept(
     """Store items in the ledger and record the request; returns the new request id.
 
     New or changed content is queued; the same content again leaves the entry's status as it is
-    (a sent entry stays sent). Runs in the caller's transaction: commit before acknowledging.
+    (a sent entry stays sent). A record keeps its patient forever: an item of a patient-bound
+    sender (per_patient) is its patient's own record, and an item whose id the namespace already
+    gave another patient raises PatientMismatchError. Runs in the caller's transaction: commit
+    before acknowledging.
     """
     now = now or utcnow()
     # Sorted by key: concurrent requests then lock shared rows in the same order (no deadlock).
@@ -63,43 +72,37 @@ def accept(
     )
     session.flush()
 
+    rows = _resolve(session, prepared)
+    new = [key for key in prepared if key not in rows]
     ids: dict[_Key, int] = {}
     dispositions: dict[_Key, Disposition] = {}
     # Insert what is new; ON CONFLICT DO NOTHING keeps concurrent requests for the same record
     # from failing each other, and RETURNING tells which rows this call created.
     # One statement, many parameter sets: SQLAlchemy batches them as multi-row VALUES.
-    new_rows = [_new_row(item, text, digest, now) for item, text, digest in prepared.values()]
+    new_rows = [_new_row(*prepared[key], now) for key in new]
     if new_rows:
         for inserted in session.execute(_insert_ignoring_conflicts(session), new_rows):
             key = (inserted.namespace, inserted.kind, inserted.source_id)
             ids[key] = inserted.id
             dispositions[key] = Disposition.QUEUED
+    raced = {key: prepared[key] for key in new if key not in ids}
+    if raced:  # a concurrent request inserted these first: take what it made (or refuse)
+        rows.update(_resolve(session, raced))
+        missing = [key for key in raced if key not in rows]
+        if missing:  # only if the row vanished in between; never silently drop an item
+            raise InvalidItemError(f"could not store {len(missing)} item(s); try again")
 
-    existing = [key for key in prepared if key not in ids]
-    for chunk_keys in _chunks(existing, CHUNK):
-        rows = session.scalars(
-            select(LedgerEntry)
-            .where(
-                tuple_(LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id).in_(
-                    chunk_keys
-                )
-            )
-            .order_by(LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
-        for row in rows:
-            key = (row.namespace, row.kind, row.source_id)
-            item, text, digest = prepared[key]
-            ids[key] = row.id
-            if row.content_hash == digest:
-                dispositions[key] = Disposition.UNCHANGED
-                continue
-            row.record_json = text
-            row.content_hash = digest
-            row.patient_key = item.patient_key
-            requeue(row, now)
-            dispositions[key] = Disposition.QUEUED
+    for key, row in rows.items():
+        _item, text, digest = prepared[key]
+        ids[key] = row.id
+        if row.content_hash == digest:
+            dispositions[key] = Disposition.UNCHANGED
+            continue
+        # The row's patient is the item's (_resolve made sure): never reassigned here.
+        row.record_json = text
+        row.content_hash = digest
+        requeue(row, now)
+        dispositions[key] = Disposition.QUEUED
     session.flush()
 
     for chunk in _chunks(list(prepared.items()), CHUNK):
@@ -111,11 +114,48 @@ def accept(
                     "ledger_id": ids[key],
                     "content_hash": digest,
                     "disposition": dispositions[key].value,
+                    "patient_key": item.patient_key,
                 }
-                for key, (_item, _text, digest) in chunk
+                for key, (item, _text, digest) in chunk
             ],
         )
     return request_id
+
+
+def _resolve(
+    session: Session, prepared: dict[_Key, tuple[AcceptItem, str, str]]
+) -> dict[_Key, LedgerEntry]:
+    """The existing row of each item's record (locked), if any.
+
+    The record is the row of the same id and the same patient, from either id space; a
+    sender without a patient binding shares the app's id space, so that space's row of
+    another patient is a refusal, never a takeover.
+    """
+    found: dict[_Key, LedgerEntry] = {}
+    keys = list(prepared)
+    for chunk_keys in _chunks(keys, CHUNK):
+        candidates: dict[_Key, list[LedgerEntry]] = {}
+        for row in session.scalars(
+            select(LedgerEntry)
+            .where(
+                tuple_(LedgerEntry.namespace, LedgerEntry.kind, LedgerEntry.source_id).in_(
+                    chunk_keys
+                )
+            )
+            .order_by(LedgerEntry.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ):
+            candidates.setdefault((row.namespace, row.kind, row.source_id), []).append(row)
+        for key in chunk_keys:
+            item = prepared[key][0]
+            rows = candidates.get(key, [])
+            same = [r for r in rows if r.patient_key == item.patient_key]
+            if same:
+                (found[key],) = same  # unique (namespace, kind, source_id, patient_key)
+            elif not item.per_patient and any(r.patient_scope == "" for r in rows):
+                raise PatientMismatchError(item.kind, item.source_id)
+    return found
 
 
 def requeue(row: LedgerEntry, now: datetime) -> None:
@@ -184,19 +224,52 @@ def _adopt_reviewed_versions(row: LedgerEntry) -> None:
             resource.etag = None
 
 
-def _entry_query(namespace: str, kind: str, source_id: str) -> Select[LedgerEntry]:
-    return select(LedgerEntry).where(
+def _entry_query(
+    namespace: str, kind: str, source_id: str, patients: Patients, patient: str | None
+) -> Select[LedgerEntry]:
+    query = select(LedgerEntry).where(
         LedgerEntry.namespace == namespace,
         LedgerEntry.kind == kind,
         LedgerEntry.source_id == source_id,
     )
+    if patients.keys is not None:
+        query = query.where(LedgerEntry.patient_key.in_(sorted(patients.keys)))
+    if patient is not None:
+        query = query.where(LedgerEntry.patient_key == patient)
+    return query.order_by(LedgerEntry.id)
 
 
-def get_entry(session: Session, namespace: str, kind: str, source_id: str) -> EntryView | None:
-    """Everything known about one source record, or None."""
-    row = session.scalars(
-        _entry_query(namespace, kind, source_id).execution_options(populate_existing=True)
-    ).one_or_none()
+def _one_record(rows: Sequence[LedgerEntry], kind: str, source_id: str) -> LedgerEntry | None:
+    # Several rows: patients of a patient-bound app chose the same id. The app's own id space
+    # (a system sender's record) is what an unqualified id means; else the caller must choose.
+    if len(rows) <= 1:
+        return rows[0] if rows else None
+    shared = [row for row in rows if row.patient_scope == ""]
+    if len(shared) == 1:
+        return shared[0]
+    raise AmbiguousRecordError(kind, source_id)
+
+
+def get_entry(
+    session: Session,
+    namespace: str,
+    kind: str,
+    source_id: str,
+    *,
+    patients: Patients,
+    patient: str | None = None,
+) -> EntryView | None:
+    """Everything known about one source record of the given patients, or None.
+
+    None too when the record exists for another patient only: the caller cannot tell.
+    `patient` picks one patient's record where several patients use the same id.
+    """
+    rows = session.scalars(
+        _entry_query(namespace, kind, source_id, patients, patient).execution_options(
+            populate_existing=True
+        )
+    ).all()
+    row = _one_record(rows, kind, source_id)
     return None if row is None else entry_view(row, utcnow())
 
 
@@ -214,10 +287,17 @@ def list_entries(
     return [entry_view(row, now) for row in rows]
 
 
-def get_request(session: Session, request_id: str) -> RequestProgress | None:
-    """Progress of an accepted request: each item's current state and counts per state."""
+def get_request(
+    session: Session, request_id: str, *, client_id: str | None, patients: Patients
+) -> RequestProgress | None:
+    """Progress of an accepted request: its items of the given patients, their current state
+    and counts per state.
+
+    None when the request is unknown, was sent by another client (client_id None: any client),
+    or has none of the given patients' records: the caller cannot tell which.
+    """
     request = session.get(SyncRequest, request_id)
-    if request is None:
+    if request is None or (client_id is not None and request.client_id != client_id):
         return None
     rows = session.execute(
         select(
@@ -230,8 +310,15 @@ def get_request(session: Session, request_id: str) -> RequestProgress | None:
         )
         .join(SyncRequestItem, SyncRequestItem.ledger_id == LedgerEntry.id)
         .where(SyncRequestItem.request_id == request_id)
+        .where(
+            true()
+            if patients.keys is None
+            else SyncRequestItem.patient_key.in_(sorted(patients.keys))
+        )
         .order_by(LedgerEntry.id)
     ).all()
+    if patients.keys is not None and not rows:
+        return None
     items = []
     counts: dict[str, int] = {}
     for row in rows:
@@ -241,7 +328,7 @@ def get_request(session: Session, request_id: str) -> RequestProgress | None:
     return RequestProgress(
         request_id=request.id,
         client_id=request.client_id,
-        item_count=request.item_count,
+        item_count=request.item_count if patients.keys is None else len(items),
         created_at=request.created_at,
         counts=counts,
         items=tuple(items),
@@ -319,6 +406,8 @@ def _prepare(items: Sequence[AcceptItem]) -> dict[_Key, tuple[AcceptItem, str, s
         key = (item.namespace, item.kind, item.source_id)
         if key in prepared:
             raise DuplicateItemError(*key)
+        if item.per_patient and not item.patient_key:
+            raise InvalidItemError("a per-patient item needs its patient")
         text = canonical_json(item.record)
         prepared[key] = (item, text, content_hash(item.record))
     return prepared
@@ -328,9 +417,11 @@ def _insert_ignoring_conflicts(session: Session) -> Insert:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = ledger_entry_table
+    # No conflict target: either unique key (the id space's, or the patient's) means someone
+    # else stored this record first; _resolve then decides whether it is ours.
     return (
         insert(table)
-        .on_conflict_do_nothing(index_elements=["namespace", "kind", "source_id"])
+        .on_conflict_do_nothing()
         .returning(table.c.id, table.c.namespace, table.c.kind, table.c.source_id)
     )
 
@@ -341,6 +432,7 @@ def _new_row(item: AcceptItem, text: str, digest: str, now: datetime) -> dict[st
         "kind": item.kind,
         "source_id": item.source_id,
         "patient_key": item.patient_key,
+        "patient_scope": item.patient_key if item.per_patient else "",
         "record_json": text,
         "content_hash": digest,
         "status": LedgerStatus.QUEUED.value,
@@ -358,14 +450,25 @@ def _chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 def request_retraction(
-    session: Session, namespace: str, kind: str, source_id: str, *, now: datetime | None = None
+    session: Session,
+    namespace: str,
+    kind: str,
+    source_id: str,
+    *,
+    patients: Patients,
+    patient: str | None = None,
+    now: datetime | None = None,
 ) -> EntryView | None:
-    """Queue the withdrawal of a record's resources (the app deleted it); None if unknown.
+    """Queue the withdrawal of a record's resources (the app deleted it); None if unknown or
+    another patient's.
 
     Runs in the caller's transaction; only what is committed may be acknowledged.
     """
     now = now or utcnow()
-    row = session.scalars(_entry_query(namespace, kind, source_id).with_for_update()).one_or_none()
+    rows = session.scalars(
+        _entry_query(namespace, kind, source_id, patients, patient).with_for_update()
+    ).all()
+    row = _one_record(rows, kind, source_id)
     if row is None:
         return None
     if row.status != LedgerStatus.RETRACTED.value:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from alembic import command
@@ -13,7 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.store.engine import make_engine
-from service.store.errors import MigrationError
+from service.store.errors import MigrationError, StorageUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant shared by all our processes: several starting at once migrate one after another.
@@ -53,6 +55,40 @@ def upgrade(database: str | URL | Engine, revision: str = "head") -> None:
     finally:
         if engine is not database:
             engine.dispose()
+
+
+class SchemaGate:
+    """upgrade() once per process; a database that cannot be reached at start is tried again
+    on use (at most every `retry_every` seconds), so the app starts and answers 503 meanwhile."""
+
+    def __init__(self, engine: Engine, retry_every: float = 2.0) -> None:
+        self.engine = engine
+        self.retry_every = retry_every
+        self._done = False
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
+        self._failure: StorageUnavailable | None = None
+
+    def ensure(self) -> None:
+        """Return once the schema is current; raise StorageUnavailable while it cannot be."""
+        if self._done:
+            return
+        with self._lock:
+            if self._done:
+                return
+            failure, failed_at = self._failure, self._failed_at
+            if (
+                failure
+                and failed_at is not None
+                and time.monotonic() - failed_at < self.retry_every
+            ):
+                raise StorageUnavailable(failure.kind, failure.retry_after)
+            try:
+                upgrade(self.engine)
+            except StorageUnavailable as exc:
+                self._failure, self._failed_at = exc, time.monotonic()
+                raise
+            self._done = True
 
 
 def head_revision() -> str:

@@ -1,11 +1,13 @@
 """The tables of durable sync: ledger, its FHIR resources, accepted sync requests, audit log.
 
-ledger_entry      one row per source record (namespace, kind, source_id unique) with its JSON,
+ledger_entry      one row per source record with its JSON,
                   content hash, delivery status and the claim (lease) of the worker pushing it
 ledger_resource   one row per FHIR resource produced from a ledger entry: business identifier,
                   server id, versionId / ETag, hash of what was last sent
 sync_request      one accepted POST (the 202 with a status URL): who, how many, when
-sync_request_item which ledger entries a request enqueued, with the hash it enqueued
+sync_request_item which ledger entries a request enqueued, with the hash it enqueued, the
+                  entry's patient (a request is shown only to callers of its patients) and
+                  what the delivery of that hash did (created / updated / unchanged)
 audit_log         who did what to which patient's data, when (ids and counts, no values)
 export_job        one bulk export: its request, status, runner heartbeat and manifest
 
@@ -84,7 +86,11 @@ class LedgerEntry(Base):
 
     __tablename__ = "ledger_entry"
     __table_args__ = (
-        UniqueConstraint("namespace", "kind", "source_id"),
+        # A record id names one record per id space: the app's (patient_scope "") or, for a
+        # patient-bound app, each patient's own. So two patients' equal ids are two rows.
+        UniqueConstraint("namespace", "patient_scope", "kind", "source_id"),
+        # And one id never names two records of one patient (whichever space it came from).
+        UniqueConstraint("namespace", "kind", "source_id", "patient_key"),
         CheckConstraint(_in_list("status", LedgerStatus), name="status"),
         CheckConstraint(_in_list("kind", RecordKind), name="kind"),
         # The claim query: status = 'queued' AND next_attempt_at <= now ORDER BY next_attempt_at.
@@ -97,12 +103,17 @@ class LedgerEntry(Base):
     namespace: Mapped[str] = mapped_column(String(200))  # the diary app's namespace
     kind: Mapped[str] = mapped_column(String(20))
     source_id: Mapped[str] = mapped_column(String(200))  # entry_id / infusion_id from the app
+    # The record's patient: set once, never changed (a record belongs to one patient forever).
     patient_key: Mapped[str] = mapped_column(String(400))
+    # "" when the record id is unique in the app (system callers, rows from before 0004);
+    # the patient key when it is the patient's own (a patient-bound caller): the identifiers
+    # we mint carry it too (mappings.identifiers), so it must never change either.
+    patient_scope: Mapped[str] = mapped_column(String(400), default="", server_default="")
     record_json: Mapped[str] = mapped_column(Text)  # canonical JSON of our record format
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims since last (re)queue
-    last_error: Mapped[str | None] = mapped_column(Text)  # JSON: status, code, diagnostics
+    last_error: Mapped[str | None] = mapped_column(Text)  # JSON error, no diagnostics
     conflict_json: Mapped[str | None] = mapped_column(Text)  # the server's version on conflict
     sent_hash: Mapped[str | None] = mapped_column(String(64))  # content_hash last delivered
     # The app deleted the record: the worker marks its resources entered-in-error, then
@@ -178,6 +189,10 @@ class SyncRequestItem(Base):
     )
     content_hash: Mapped[str] = mapped_column(String(64))
     disposition: Mapped[str] = mapped_column(String(16))  # what accept() did: see Disposition
+    # created | updated | unchanged: what the delivery of this content_hash did on the server,
+    # recorded by whichever worker delivered it, so the request's answer can say so.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    patient_key: Mapped[str] = mapped_column(String(400))  # the entry's patient, for filtering
 
 
 class AuditLog(Base):

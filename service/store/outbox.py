@@ -21,6 +21,7 @@ from service.store.models import (
     LedgerStatus,
     SyncRequestItem,
     ledger_entry_table,
+    sync_request_item_table,
 )
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
 
@@ -103,6 +104,7 @@ def claim_batch(
             lease_expires_at=expires,
             resources=tuple(resources.get(row.id, ())),
             retract=bool(row.retract_requested),
+            patient_scope=row.patient_scope,
         )
         for row in rows
     ]
@@ -115,13 +117,28 @@ def mark_sent(
     entry: ClaimedEntry,
     resources: Sequence[ResourceState],
     *,
+    outcome: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Record a delivered entry and its resources' server ids/versions; returns the new status.
 
+    `outcome` (created / updated / unchanged) is kept on every request item that enqueued this
+    content and has none yet: whichever worker delivers, those requests can tell what happened.
     If new content arrived while the worker pushed, the entry is queued again instead of 'sent'.
     """
-    return _mark_delivered(session, entry, resources, LedgerStatus.SENT, now or utcnow())
+    status = _mark_delivered(session, entry, resources, LedgerStatus.SENT, now or utcnow())
+    if outcome is not None:
+        items = sync_request_item_table.c
+        session.execute(
+            update(sync_request_item_table)
+            .where(
+                items.ledger_id == entry.ledger_id,
+                items.content_hash == entry.content_hash,
+                items.outcome.is_(None),
+            )
+            .values(outcome=outcome)
+        )
+    return status
 
 
 def mark_retracted(
@@ -206,6 +223,34 @@ def mark_conflict(
     row.last_error = None if error is None else canonical_json(error.as_json())
     session.flush()
     return row.status
+
+
+def renew_claims(
+    session: Session,
+    entries: Sequence[ClaimedEntry],
+    lease_seconds: float,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Extend the lease of entries still held (the heartbeat of a running batch).
+
+    Only rows whose claim token still matches are touched; returns how many were renewed.
+    """
+    if not entries:
+        return 0
+    now = now or utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    table = ledger_entry_table
+    renewed = 0
+    for token in {e.claim_token for e in entries}:
+        ids = sorted(e.ledger_id for e in entries if e.claim_token == token)
+        result = session.execute(
+            update(table)
+            .where(table.c.id.in_(ids), table.c.claim_token == token)
+            .values(lease_expires_at=expires, next_attempt_at=expires)
+        )
+        renewed += result.rowcount or 0
+    return renewed
 
 
 def release_claims(

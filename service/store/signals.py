@@ -14,12 +14,14 @@ from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """One record of a patient as the app sent it last: namespace, kind, id, hash and JSON text.
+    """One record of a patient as the app sent it last: namespace, id space (patient_scope: the
+    patient key when the app numbers records per patient, else ""), kind, id, hash and JSON text.
 
     The text stays unparsed: a caller that already holds this content (same hash) skips it.
     """
 
     namespace: str
+    patient_scope: str
     kind: str
     source_id: str
     content_hash: str
@@ -36,6 +38,7 @@ def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
     rows = session.execute(
         select(
             LedgerEntry.namespace,
+            LedgerEntry.patient_scope,
             LedgerEntry.kind,
             LedgerEntry.source_id,
             LedgerEntry.content_hash,
@@ -49,11 +52,13 @@ def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
     return [StoredRecord(*row) for row in rows]
 
 
-def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, str], str]:
-    """(namespace, kind, source id, part) -> the server's id, for the patient's sent resources."""
+def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, str, str], str]:
+    """(namespace, patient scope, kind, source id, part) -> the server's id of the patient's
+    sent resources."""
     rows = session.execute(
         select(
             LedgerEntry.namespace,
+            LedgerEntry.patient_scope,
             LedgerEntry.kind,
             LedgerEntry.source_id,
             LedgerResource.identifier_value,
@@ -62,9 +67,9 @@ def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, 
         .join(LedgerResource, LedgerResource.ledger_id == LedgerEntry.id)
         .where(LedgerEntry.patient_key == patient_key, LedgerResource.server_id.is_not(None))
     )
-    # identifier value = kind/source id/part; the part never contains "/".
+    # identifier value = [patient/<token>/]kind/source id/part; a part never contains "/".
     return {
-        (ns, kind, sid, value.rpartition("/")[2]): server_id
-        for ns, kind, sid, value, server_id in rows
+        (ns, scope, kind, sid, value.rpartition("/")[2]): server_id
+        for ns, scope, kind, sid, value, server_id in rows
         if server_id is not None
     }

@@ -17,27 +17,66 @@ class Disposition(StrEnum):
 
 @dataclass(frozen=True)
 class AcceptItem:
-    """One source record to store: its key, the patient key and our record as JSON data."""
+    """One source record to store: its key, the patient key and our record as JSON data.
+
+    per_patient: the sender is bound to this patient, so the record id is the patient's own
+    (two patients of one app may both use it); else the id is unique within the namespace.
+    """
 
     namespace: str
     kind: str  # "diary-entry" | "infusion"
     source_id: str
     patient_key: str
     record: dict[str, Any]
+    per_patient: bool = False
+
+
+@dataclass(frozen=True)
+class Patients:
+    """Whose records a caller may see: these patient keys, or every patient (keys None).
+
+    Every store read of patient data takes one, so no path can forget to filter.
+    """
+
+    keys: frozenset[str] | None
+
+    @classmethod
+    def every(cls) -> Patients:
+        """No patient restriction (a caller with user/ or system/ access)."""
+        return cls(None)
+
+    @classmethod
+    def only(cls, *keys: str) -> Patients:
+        """Just these patients (a patient-bound caller)."""
+        return cls(frozenset(keys))
+
+    def allows(self, patient_key: str) -> bool:
+        """Whether a record of this patient is visible."""
+        return self.keys is None or patient_key in self.keys
 
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a push failed: HTTP status, a code and the server's diagnostics; no patient values."""
+    """Why a push failed: HTTP status, the server's issue code, severity and expression.
+
+    `diagnostics` (already cleaned) lives for the request that pushed, for system/* callers;
+    it is never stored, since a server may quote the refused body (notes, values) in it.
+    """
 
     status: int | None = None
     code: str | None = None
     diagnostics: str | None = None
+    severity: str | None = None
+    expression: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON stored in ledger_entry.last_error (diagnostics cut to 500 characters)."""
-        diagnostics = self.diagnostics[:500] if self.diagnostics else self.diagnostics
-        return {"status": self.status, "code": self.code, "diagnostics": diagnostics}
+        """The JSON stored in ledger_entry.last_error: no diagnostics."""
+        return {
+            "status": self.status,
+            "code": self.code,
+            "severity": self.severity,
+            "expression": list(self.expression),
+        }
 
 
 @dataclass(frozen=True)
@@ -70,6 +109,7 @@ class ClaimedEntry:
     lease_expires_at: datetime
     resources: tuple[ResourceState, ...] = ()
     retract: bool = False  # withdraw the resources instead of sending the record
+    patient_scope: str = ""  # the patient whose own id space source_id is in, "" for the app's
 
 
 @dataclass(frozen=True)
@@ -103,6 +143,21 @@ class RequestItemProgress:
     source_id: str
     disposition: str
     state: str
+
+
+@dataclass(frozen=True)
+class RequestItemResult:
+    """One item of a sync request with what is known of its delivery, to answer the request."""
+
+    kind: str
+    source_id: str
+    disposition: str  # what accept() did: see Disposition
+    content_hash: str  # the content this request sent
+    delivered: str | None  # created | updated | unchanged, once that content was delivered
+    status: str  # the entry's status now (it may concern newer content: see entry_hash)
+    entry_hash: str  # the entry's content now
+    last_error: dict[str, Any] | None
+    resources: tuple[ResourceState, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,14 @@ def record_patient_key(patient: PatientRef) -> str:
     return patient_key(patient.reference, patient.identifier_system, patient.identifier_value)
 
 
-def accept_items(namespace: str, records: Sequence[Record]) -> list[store.AcceptItem]:
-    """Records as ledger items: our JSON format, keyed by the app's namespace and record id."""
+def accept_items(
+    namespace: str, records: Sequence[Record], *, per_patient: bool = False
+) -> list[store.AcceptItem]:
+    """Records as ledger items: our JSON format, keyed by the app's namespace and record id.
+
+    per_patient: the sender is bound to the records' patient, so their ids are the patient's
+    own (two patients of one app may use the same id without touching each other's record).
+    """
     items = []
     for record in records:
         kind = kind_of(record)
@@ -31,17 +37,24 @@ def accept_items(namespace: str, records: Sequence[Record]) -> list[store.Accept
                 source_id=body[ID_FIELD[kind]],
                 patient_key=record_patient_key(record.patient),
                 record=body,
+                per_patient=per_patient,
             )
         )
     return items
 
 
 def accept_records(
-    sessions: sessionmaker[Session], namespace: str, records: Sequence[Record]
+    sessions: sessionmaker[Session],
+    namespace: str,
+    records: Sequence[Record],
+    *,
+    per_patient: bool = False,
 ) -> str:
     """Store records in the outbox in one transaction; returns the sync request id.
 
-    Only what this commits may be acknowledged: the caller answers after it returns.
+    Only what this commits may be acknowledged: the caller answers after it returns. A record
+    id the namespace already gave another patient raises store.PatientMismatchError.
     """
+    items = accept_items(namespace, records, per_patient=per_patient)
     with sessions.begin() as session:
-        return store.accept(session, namespace, accept_items(namespace, records))
+        return store.accept(session, namespace, items)

@@ -21,7 +21,7 @@ def record_delivery(session: Session, delivery: Delivery) -> None:
     """Write one push outcome to the ledger (in the caller's transaction)."""
     entry = delivery.entry
     if delivery.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
-        store.mark_sent(session, entry, delivery.resources)
+        store.mark_sent(session, entry, delivery.resources, outcome=delivery.outcome.value)
     elif delivery.outcome is Outcome.RETRACTED:
         store.mark_retracted(session, entry, delivery.resources)
     elif delivery.outcome is Outcome.CONFLICT:
@@ -50,7 +50,11 @@ def deliver(
         # One transaction per entry: a lease lost on one must not undo the others' records.
         try:
             with sessions.begin() as session:
-                record_delivery(session, delivery)
+                if delivery.attempted:
+                    record_delivery(session, delivery)
+                else:
+                    # Never sent (time budget spent, circuit open): back in the queue as it was.
+                    store.release_claims(session, [delivery.entry])
         except LeaseLostError:
             log.warning(
                 "lease on ledger entry %s was lost; another worker owns it",

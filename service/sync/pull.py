@@ -12,7 +12,7 @@ import mappings
 from mappings.errors import MappingError
 from mappings.identifiers import resource_business_key
 from mappings.records import DiaryEntry, Record
-from service.fhir_client import FhirClient
+from service.fhir_client import FhirClient, foreign_references, is_absolute
 from service.schemas import RecordKind
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,12 @@ class PullWindow:
 
 @dataclass(frozen=True)
 class Pulled:
-    """Records read back, and how many groups of our resources could not be read."""
+    """Records read back, how many groups of our resources could not be read, and how many
+    resources the server returned for another subject (left out, and never shown)."""
 
     records: list[Record]
     unreadable: int
+    other_subject: int = 0
 
 
 def _search_params(patient_reference: str, window: PullWindow) -> list[tuple[str, str]]:
@@ -46,6 +48,11 @@ def _search_params(patient_reference: str, window: PullWindow) -> list[tuple[str
         since = window.last_updated_since.astimezone(UTC).isoformat().replace("+00:00", "Z")
         params.append(("_lastUpdated", f"ge{since}"))
     return params
+
+
+def retracted(resource: dict[str, Any]) -> bool:
+    """A resource we withdrew (entered-in-error): part of no live record, in a pull or an export."""
+    return resource.get("status") == "entered-in-error"
 
 
 def our_resources(
@@ -59,7 +66,7 @@ def our_resources(
             page_size=PAGE_SIZE,
             request_id=request_id,
         ):
-            if resource.get("status") == "entered-in-error":
+            if retracted(resource):
                 continue
             try:
                 resource_business_key(resource)
@@ -72,16 +79,38 @@ def _time_of(record: Record) -> datetime:
     return record.recorded_at if isinstance(record, DiaryEntry) else record.start
 
 
-def records_from(resources: Iterable[dict[str, Any]], kind: RecordKind) -> Pulled:
-    """Group resources by record and map each group back; a bad group is counted, not fatal."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+def _subject(resource: dict[str, Any]) -> str | None:
+    subject = resource.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    return reference if isinstance(reference, str) else None
+
+
+def records_from(
+    resources: Iterable[dict[str, Any]], kind: RecordKind, patient_reference: str
+) -> Pulled:
+    """Group the patient's resources by record and map each group back; a bad group is
+    counted, not fatal. References must be relative to the server's base already (the client
+    does that): a resource about another patient of this server is left out, whatever the
+    server's search returned, and a group that points at another base (its subject included)
+    is unreadable: kept whole, so it is counted instead of read back with a part missing."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    other_subject = 0
     for resource in resources:
+        subject = _subject(resource)
+        if subject != patient_reference and not (subject and is_absolute(subject)):
+            other_subject += 1
+            continue
         key = resource_business_key(resource)
         if KIND_OF_KEY.get(key.kind) is kind:
-            groups.setdefault((key.app_namespace, key.kind, key.source_id), []).append(resource)
+            groups.setdefault(key.record, []).append(resource)
     records: list[Record] = []
     unreadable = 0
     for group in groups.values():
+        if any(foreign_references(resource) for resource in group):
+            # Not ours to follow (another server's resource): a record we cannot rebuild.
+            unreadable += 1
+            log.warning("a pulled %s group refers to another base URL", kind.value)
+            continue
         try:
             records.extend(mappings.from_resources(group))
         except MappingError as exc:
@@ -89,7 +118,10 @@ def records_from(resources: Iterable[dict[str, Any]], kind: RecordKind) -> Pulle
             log.warning(
                 "a pulled %s group could not be mapped back: %s", kind.value, type(exc).__name__
             )
-    return Pulled(records=records, unreadable=unreadable)
+    if other_subject:
+        # The server did not (only) apply our subject filter; counted here, never answered.
+        log.warning("left out %d pulled resource(s) of another subject", other_subject)
+    return Pulled(records=records, unreadable=unreadable, other_subject=other_subject)
 
 
 def pull_records(
@@ -100,7 +132,9 @@ def pull_records(
     request_id: str | None = None,
 ) -> Pulled:
     """The patient's records of one kind in the window, oldest first."""
-    pulled = records_from(our_resources(client, patient_reference, window, request_id), kind)
+    pulled = records_from(
+        our_resources(client, patient_reference, window, request_id), kind, patient_reference
+    )
     wanted = [
         r
         for r in pulled.records
@@ -109,4 +143,4 @@ def pull_records(
     ]
     wanted.sort(key=lambda r: (_time_of(r), mappings.record_key(r)))
     log.info("pulled %d %s record(s) (%d unreadable)", len(wanted), kind.value, pulled.unreadable)
-    return Pulled(records=wanted, unreadable=pulled.unreadable)
+    return Pulled(wanted, pulled.unreadable, pulled.other_subject)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from marshmallow import ValidationError
 
@@ -27,10 +27,12 @@ from service.fhir_client import (
     FhirServerError,
     FhirTransportError,
     NotFound,
+    NotSent,
     PreconditionFailed,
     PushStrategy,
     WriteResult,
     choose_push_strategy,
+    clean_diagnostics,
 )
 from service.schemas import RecordKind, load_records
 from service.store import ClaimedEntry, ErrorInfo, ResourceState
@@ -43,6 +45,7 @@ from service.sync.plan import (
     transaction_of,
     weak_etag,
 )
+from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,13 @@ SPLIT_ON = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     HTTPStatus.UNPROCESSABLE_ENTITY,
 }
+
+
+class ForeignSubjectError(Exception):
+    """The server's resource at an id we hold belongs to another patient: we leave it alone."""
+
+    def __init__(self, resource_type: str, server_id: str) -> None:
+        super().__init__(f"{resource_type}/{server_id} has another subject than the record")
 
 
 class Outcome(StrEnum):
@@ -88,16 +98,26 @@ class Delivery:
     error: ErrorInfo | None = None
     server_versions: dict[str, Any] | None = field(default=None)
     retry_after: float | None = None  # seconds the server asked us to wait (Retry-After)
+    # False: nothing was sent for this entry (time budget spent, circuit open); it goes back
+    # to the queue as it was, due at once and with no attempt used up.
+    attempted: bool = True
 
 
 def error_info(exc: Exception) -> ErrorInfo:
-    """What we keep of an error: status, issue code and the server's diagnostics, no bodies."""
+    """What we keep of an error: status, issue code, severity, expression; no bodies.
+
+    Diagnostics are cleaned and ride along for this request's system/* callers only.
+    """
     if isinstance(exc, FhirServerError):
         issue = exc.outcome.issues[0] if exc.outcome and exc.outcome.issues else None
         return ErrorInfo(
             status=exc.status,
             code=issue.code if issue else HTTPStatus(exc.status).phrase.lower().replace(" ", "_"),
-            diagnostics=(issue.diagnostics or issue.details_text) if issue else None,
+            diagnostics=clean_diagnostics(issue.diagnostics or issue.details_text)
+            if issue
+            else None,
+            severity=issue.severity if issue else None,
+            expression=issue.expression if issue else (),
         )
     return ErrorInfo(status=None, code=type(exc).__name__, diagnostics=None)
 
@@ -147,6 +167,8 @@ class Pusher:
             app_namespace=entry.namespace,
             source=f"urn:diarybridge:client:{entry.namespace}",
             fhir_version=version,
+            # The identifiers the record was first stored with (ledger.accept decided).
+            patient_scope=entry.patient_scope or None,
         )
         return mappings.record_to_resources(record, ctx)
 
@@ -160,8 +182,10 @@ class Pusher:
             version = self.version()
         except FhirClientError as exc:
             wait = _retry_after(exc)
+            sent = not isinstance(exc, NotSent)
             return [
-                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait) for e in entries
+                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait, attempted=sent)
+                for e in entries
             ]
         results: dict[int, Delivery] = {}
         plans: list[RecordPlan] = []
@@ -327,56 +351,169 @@ class Pusher:
     def _finish(
         self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
     ) -> Delivery:
-        states = [_state(w, r) for w, r in zip(plan.writes, results, strict=True)]
+        try:
+            settled = self._settle_existing(entry, plan, results)
+        except FhirClientError as exc:
+            return self._failure(entry, plan, exc)
+        if isinstance(settled, Delivery):
+            return settled
+        written, found = settled
+        states = [_state(w, r) for w, r in zip(plan.writes, written, strict=True)]
         states.extend(plan.unchanged)
         if plan.dropped:
             try:
-                states.extend(self.retract(plan.dropped))
+                states.extend(self.retract(plan.dropped, entry.patient_key))
+            except ForeignSubjectError:
+                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
             except FhirClientError as exc:
                 return self._failure(entry, plan, exc)
-        if not plan.writes and not plan.dropped:
+        changed = len(plan.writes) - found.count(_Found.SAME)
+        if not changed and not plan.dropped:
             outcome = Outcome.UNCHANGED
-        elif any(w.is_update for w in plan.writes) or plan.dropped or plan.unchanged:
+        elif (
+            any(w.is_update for w in plan.writes)
+            or plan.dropped
+            or plan.unchanged
+            or any(f is not _Found.NEW for f in found)
+        ):
             outcome = Outcome.UPDATED
         else:
             outcome = Outcome.CREATED
         return Delivery(entry, outcome, tuple(states))
 
+    def _settle_existing(
+        self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
+    ) -> tuple[list[WriteResult], list[_Found]] | Delivery:
+        """Make the server hold our content where a conditional create found a resource.
+
+        A 200 to a conditional create means the server already had a resource with our
+        identifier the ledger did not know (ledger lost, a second instance, a migrated
+        database) and did NOT take our content. Recording it as sent would make every resend
+        `unchanged` while server and app disagree, so: read it, refuse it if it is another
+        patient's, keep it if it already equals ours, else update it with If-Match on the
+        version just read (a 412 then is a conflict, nothing overwritten).
+        """
+        found = [
+            _Found.EXISTING if _existing(w, r) else _Found.NEW
+            for w, r in zip(plan.writes, results, strict=True)
+        ]
+        written: list[WriteResult] = list(results)
+        if _Found.EXISTING not in found:
+            return written, found
+        # Where each resource of this record lives now, for the references in our bodies.
+        located = {
+            w.full_url: f"{w.resource_type}/{r.id}"
+            for w, r in zip(plan.writes, results, strict=True)
+            if r.id
+        }
+        for index, write in enumerate(plan.writes):
+            if found[index] is not _Found.EXISTING:
+                continue
+            server_id = results[index].id
+            if server_id is None:
+                # A 200 without a location: we cannot tell which resource holds our identifier,
+                # and asking again gets the same answer.
+                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="no_location"))
+            theirs = self.client.read(write.resource_type, server_id, request_id=self.request_id)
+            if not self._same_subject(write.body.get("subject"), theirs.get("subject")):
+                # Ids and counts only: never the other patient's resource or reference.
+                log.warning(
+                    "entry %s: %s/%s with our identifier has another subject; not updated",
+                    entry.ledger_id,
+                    write.resource_type,
+                    server_id,
+                )
+                return Delivery(
+                    entry,
+                    Outcome.FAILED,
+                    error=ErrorInfo(
+                        code="foreign_subject",
+                        diagnostics=f"{write.resource_type}/{server_id} has this record's "
+                        "identifier but another subject; it was not changed",
+                    ),
+                )
+            ours = rewrite_references(write.body, located)
+            ours["id"] = server_id
+            version = (theirs.get("meta") or {}).get("versionId")
+            if _content(ours) == _content(theirs):
+                found[index] = _Found.SAME
+                written[index] = replace(results[index], version_id=version, etag=None)
+                continue
+            try:
+                written[index] = self.client.update(
+                    ours, if_match=version, request_id=self.request_id
+                )
+            except PreconditionFailed as exc:
+                copies = {
+                    f"{write.resource_type}/{server_id}": {
+                        "ours": ours,
+                        "theirs": self._read_or_none(write.resource_type, server_id),
+                        "version_we_last_saw": version,
+                    }
+                }
+                return Delivery(
+                    entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies
+                )
+        return written, found
+
+    def _same_subject(self, ours: Any, theirs: Any) -> bool:
+        """True when both name the same patient (a reference on another server never does)."""
+        return _subject_key(ours, self.client) == _subject_key(theirs, self.client)
+
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)
         if isinstance(exc, PreconditionFailed):
-            return Delivery(
-                entry, Outcome.CONFLICT, error=info, server_versions=self._server_copies(plan)
-            )
+            copies = self._server_copies(entry, plan)
+            return Delivery(entry, Outcome.CONFLICT, error=info, server_versions=copies)
         if isinstance(exc, FhirServerError) and exc.status in PERMANENT:
             return Delivery(entry, Outcome.FAILED, error=info)
         if isinstance(exc, FhirServerError | FhirTransportError | FhirClientError):
-            return Delivery(entry, Outcome.RETRY, error=info, retry_after=_retry_after(exc))
+            return Delivery(
+                entry,
+                Outcome.RETRY,
+                error=info,
+                retry_after=_retry_after(exc),
+                attempted=not isinstance(exc, NotSent),
+            )
         raise exc
 
-    def _server_copies(self, plan: RecordPlan) -> dict[str, Any]:
+    def _server_copies(self, entry: ClaimedEntry, plan: RecordPlan) -> dict[str, Any]:
         """The server's current copies of what we tried to update, to show beside ours."""
         copies: dict[str, Any] = {}
         for write in plan.writes:
             if not write.is_update or write.known is None or write.known.server_id is None:
                 continue
-            theirs = self._read_or_none(write.resource_type, write.known.server_id)
-            copies[f"{write.resource_type}/{write.known.server_id}"] = {
+            copy: dict[str, Any] = {
                 "ours": write.body,
-                "theirs": theirs,
                 "version_we_last_saw": write.known.version_id,
             }
+            copy.update(self._their_copy(entry, write.resource_type, write.known.server_id))
+            copies[f"{write.resource_type}/{write.known.server_id}"] = copy
         return copies
+
+    def _their_copy(
+        self, entry: ClaimedEntry, resource_type: str, server_id: str
+    ) -> dict[str, Any]:
+        # Another patient's resource is never stored nor shown (nor its version adopted on a
+        # requeue): the conflict then stays until someone sorts out the server.
+        theirs = self._read_or_none(resource_type, server_id)
+        if theirs is not None and not is_patients(theirs, entry.patient_key):
+            log.warning("%s/%s: another subject on the server; withheld", resource_type, server_id)
+            return {"theirs": None, "withheld": WITHHELD}
+        return {"theirs": theirs}
 
     def _withdraw(self, entry: ClaimedEntry) -> Delivery:
         """The app deleted the record: mark what we sent entered-in-error."""
         try:
-            return Delivery(entry, Outcome.RETRACTED, tuple(self.retract(entry.resources)))
+            retracted = self.retract(entry.resources, entry.patient_key)
+            return Delivery(entry, Outcome.RETRACTED, tuple(retracted))
+        except ForeignSubjectError:
+            return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
         except PreconditionFailed as exc:
             copies = {
                 f"{s.resource_type}/{s.server_id}": {
-                    "theirs": self._read_or_none(s.resource_type, s.server_id),
                     "version_we_last_saw": s.version_id,
+                    **self._their_copy(entry, s.resource_type, s.server_id),
                 }
                 for s in entry.resources
                 if s.server_id is not None
@@ -385,7 +522,9 @@ class Pusher:
         except FhirClientError as exc:
             permanent = isinstance(exc, FhirServerError) and exc.status in PERMANENT
             outcome = Outcome.FAILED if permanent else Outcome.RETRY
-            return Delivery(entry, outcome, error=error_info(exc))
+            return Delivery(
+                entry, outcome, error=error_info(exc), attempted=not isinstance(exc, NotSent)
+            )
 
     def _read_or_none(self, resource_type: str, server_id: str) -> dict[str, Any] | None:
         try:
@@ -393,8 +532,12 @@ class Pusher:
         except FhirClientError:
             return None
 
-    def retract(self, states: Sequence[ResourceState]) -> list[ResourceState]:
-        """Mark our resources entered-in-error on the server (never a hard delete)."""
+    def retract(self, states: Sequence[ResourceState], patient: str) -> list[ResourceState]:
+        """Mark our resources entered-in-error on the server (never a hard delete).
+
+        Only resources whose subject is `patient` (the record's): another's raises
+        ForeignSubjectError before anything of it is changed.
+        """
         done = []
         for state in states:
             if state.server_id is None:
@@ -406,6 +549,8 @@ class Pusher:
             except NotFound:
                 done.append(state)  # deleted on the server already: nothing left to withdraw
                 continue
+            if not is_patients(current, patient):
+                raise ForeignSubjectError(state.resource_type, state.server_id)
             if current.get("status") == "entered-in-error":
                 done.append(state)
                 continue
@@ -415,6 +560,39 @@ class Pusher:
             result = self.client.update(current, if_match=version, request_id=self.request_id)
             done.append(replace(state, version_id=result.version_id, etag=result.etag))
         return done
+
+
+class _Found(StrEnum):
+    """What a write found on the server."""
+
+    NEW = "new"  # created, or updated a resource the ledger knew
+    EXISTING = "existing"  # a conditional create matched a resource the ledger did not know
+    SAME = "same"  # ... which already held exactly our content
+
+
+def _existing(write: PlannedWrite, result: WriteResult) -> bool:
+    """A conditional create answered 200, not 201: the server kept what it had."""
+    return write.request["method"] == "POST" and result.status == HTTPStatus.OK
+
+
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource without what the server owns (id, meta, narrative), to compare contents."""
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
+
+
+def _subject_key(subject: Any, client: FhirClient) -> tuple[str | None, ...] | None:
+    if not isinstance(subject, dict):
+        return None
+    reference = subject.get("reference")
+    if isinstance(reference, str) and reference:
+        if "://" in reference and not client.owns_url(reference):
+            return ("foreign", reference)  # another server's patient is never ours
+        segments = [s for s in urlsplit(reference).path.split("/") if s]
+        return ("reference", *segments[-2:])
+    identifier = subject.get("identifier")
+    if isinstance(identifier, dict):
+        return ("identifier", identifier.get("system"), identifier.get("value"))
+    return None
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -436,4 +614,4 @@ def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["Delivery", "Outcome", "Pusher", "error_info", "weak_etag"]
+__all__ = ["Delivery", "ForeignSubjectError", "Outcome", "Pusher", "error_info", "weak_etag"]

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.signals import RuleSet
 from service.config import FhirServerSettings
-from service.fhir_client import FhirClient
+from service.fhir_client import BreakerState, FhirClient
 from service.signals.push import Touched, push_signals
 from service.sync.push import Delivery, Outcome, Pusher
 from service.sync.target import make_client
-from service.sync.worker import Worker
+from service.sync.worker import DEFAULT_LEASE_SECONDS, Worker
 
 log = logging.getLogger(__name__)
 # Deliveries that change what the server holds, and so maybe the patient's signals.
@@ -29,7 +29,7 @@ class SyncRuntime:
         fhir: FhirServerSettings,
         sessions: sessionmaker[Session],
         *,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         batch_size: int = 50,
         signal_rules: RuleSet | None = None,
     ) -> None:
@@ -50,6 +50,16 @@ class SyncRuntime:
             if self._client is None:
                 self._client = make_client(self.fhir)
             return self._client
+
+    def circuit_open(self) -> bool:
+        """Whether calls to the FHIR server are being refused now (its circuit breaker is open)."""
+        with self._lock:
+            client = self._client
+        return (
+            client is not None
+            and client.breaker is not None
+            and (client.breaker.state is BreakerState.OPEN)
+        )
 
     def pusher(self, request_id: str | None = None) -> Pusher:
         """A pusher using the shared client; request_id is sent on with every call."""

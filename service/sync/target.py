@@ -34,6 +34,8 @@ def client_config(settings: FhirServerSettings) -> FhirClientConfig:
         ca_bundle=settings.ca_bundle or None,
         max_attempts=settings.max_tries,
         retry_deadline=settings.deadline_seconds,
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown=settings.breaker_cooldown_seconds,
     )
 
 

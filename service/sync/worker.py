@@ -6,15 +6,22 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import store
+from service.fhir_client import time_budget
+from service.store import ClaimedEntry
 from service.sync.deliver import deliver
 from service.sync.push import Delivery, Pusher
 
 log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_SECONDS = 30.0
+# Renewals per lease: a missed beat or two (a slow database) still leaves the claim held.
+BEATS_PER_LEASE = 3
 
 
 def worker_name() -> str:
@@ -31,7 +38,7 @@ class Worker:
         make_pusher: Callable[[], Pusher],
         *,
         batch_size: int = 200,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
         idle_seconds: float = 2.0,
         name: str | None = None,
         after_delivery: Callable[[list[Delivery]], None] | None = None,
@@ -61,16 +68,52 @@ class Worker:
             )
         if not claimed:
             return []
-        delivered = deliver(self.sessions, self.pusher, claimed)
+        with self._heartbeat(claimed):
+            delivered = deliver(self.sessions, self.pusher, claimed)
         if self.after_delivery is not None:
+            # After the lease work: the records are delivered whatever the signals do.
             self.after_delivery(delivered)
         return delivered
 
-    def drain(self, request_id: str | None = None) -> list[Delivery]:
-        """Deliver until nothing due is left (entries backing off stay queued for later)."""
+    @contextmanager
+    def _heartbeat(self, claimed: Sequence[ClaimedEntry]) -> Iterator[None]:
+        """Renew the batch's lease while it runs, so the lease can be short.
+
+        A short lease is what bounds how long a crashed process's claims stay stuck; the
+        heartbeat keeps a slow but live batch from being claimed twice.
+        """
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease_seconds / BEATS_PER_LEASE):
+                try:
+                    with self.sessions.begin() as session:
+                        store.renew_claims(session, claimed, self.lease_seconds)
+                except Exception as exc:  # the next beat tries again; the lease has slack
+                    log.warning(
+                        "sync worker %s: lease renewal failed: %s", self.name, type(exc).__name__
+                    )
+
+        thread = threading.Thread(target=beat, name="diarybridge-lease-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def drain(self, request_id: str | None = None, budget: float | None = None) -> list[Delivery]:
+        """Deliver until nothing due is left (entries backing off stay queued for later).
+
+        With a `budget` (seconds), FHIR calls stop when it is spent: what was not delivered by
+        then stays queued for the worker. A batch of which nothing could be sent ends the drain.
+        """
         done: list[Delivery] = []
-        while batch := self.run_once(request_id):
-            done.extend(batch)
+        with time_budget(budget) if budget is not None else nullcontext():
+            while batch := self.run_once(request_id):
+                done.extend(batch)
+                if not any(d.attempted for d in batch):
+                    break
         return done
 
     def run(self, stop: threading.Event) -> None:
@@ -82,6 +125,7 @@ class Worker:
             except Exception:  # a worker must outlive one bad batch
                 log.exception("sync worker %s: batch failed", self.name)
                 delivered = []
-            if not delivered:
+            if not any(d.attempted for d in delivered):
+                # Idle, or the server is refused (circuit open): don't spin on the queue.
                 stop.wait(self.idle_seconds)
         log.info("sync worker %s stopped", self.name)

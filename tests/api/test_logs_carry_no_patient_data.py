@@ -8,8 +8,11 @@ stdout/stderr, where the JSON lines go.
 
 from __future__ import annotations
 
+import http.server
 import json
+import logging
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +276,68 @@ def test_every_route_with_marked_inputs(
                     headers={**headers(who), "X-Patient": MARKER},
                 )
     assert_marker_not_logged(caplog, capfd)
+
+
+class _FhirFake(http.server.BaseHTTPRequestHandler):
+    """A FHIR server over real HTTP (urllib3 logs its request lines only on a real socket)."""
+
+    def do_GET(self) -> None:  # http.server's name
+        if self.path.startswith("/metadata"):
+            body: dict[str, Any] = {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "kind": "instance",
+                "fhirVersion": "4.0.1",
+                "format": ["json"],
+            }
+        else:
+            body = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass  # the fake's own lines are not the app's logs
+
+
+@pytest.fixture
+def fhir_over_http() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FhirFake)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_searches_at_debug_level_leave_ids_and_values_out_of_library_logs(
+    tmp_path: Path,
+    fhir_over_http: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """urllib3 logs each request line at DEBUG (subject=Patient/..., code=...): pinned quiet."""
+    env = make_env(
+        tmp_path, DIARYBRIDGE_LOG_LEVEL="DEBUG", DIARYBRIDGE_FHIR_BASE_URL=fhir_over_http
+    )
+    client = create_app(Settings.from_env(env)).test_client()
+    caplog.set_level("DEBUG")
+    for path in (
+        f"/patients/{MARKER}/observations?code={MARKER}&date=ge2026-01-01",
+        f"/patients/{MARKER}/diary-entries",
+        f"/patients/{MARKER}/infusions?since=2026-01-01T00:00:00Z",
+    ):
+        response = client.get(path, headers=batch())
+        assert response.status_code == 200, (path, response.get_json())
+    assert any(r.name.startswith("diarybridge") for r in caplog.records)
+    assert_marker_not_logged(caplog, capfd)
+
+
+def test_library_request_loggers_stay_at_warning_whatever_our_level(debug_app: Flask) -> None:
+    # gunicorn's access log and werkzeug's request lines quote raw paths and query strings.
+    assert logging.getLogger().isEnabledFor(logging.DEBUG)
+    for name in ("urllib3.connectionpool", "werkzeug", "gunicorn.access", "requests"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name

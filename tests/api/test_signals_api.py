@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mappings.records import DiaryEntry, PatientRef, Record
+from mappings.records import PatientRef
 from service.app import create_app
 from service.config import Settings
 from service.sync.accept import accept_records
@@ -24,12 +23,6 @@ OTHER_KEY = {**KEYS["diary_app"], "key": "diary-app-other-key-0123456789", "pati
 NAMESPACE = KEYS["diary_app"]["client_id"]
 
 
-def _renamed(record: Record) -> Record:
-    if isinstance(record, DiaryEntry):
-        return replace(record, entry_id="P2-" + record.entry_id)
-    return replace(record, infusion_id="P2-" + record.infusion_id)
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
     env = make_env(tmp_path)
@@ -38,10 +31,12 @@ def app(tmp_path: Path) -> Flask:
     app = create_app(Settings.from_env(env))
     sessions = app.extensions["diarybridge.sessions"]
     # Patient 1 has a bulbar flare; patient 2 of the same app is stable.
-    accept_records(sessions, NAMESPACE, bulbar_flare(PatientRef(reference=PATIENT)))
-    # Own record ids: today's ledger keys records by (app, kind, id) without the patient.
-    other = [_renamed(r) for r in stable(28, patient=PatientRef(reference=OTHER_PATIENT))]
-    accept_records(sessions, NAMESPACE, other)
+    # Sent by the patients' own (patient-bound) credentials: each numbers its records itself,
+    # so both patients have entries D-0.5, D-1.5, ... under the same app.
+    flare = bulbar_flare(PatientRef(reference=PATIENT))
+    accept_records(sessions, NAMESPACE, flare, per_patient=True)
+    other = stable(28, patient=PatientRef(reference=OTHER_PATIENT))
+    accept_records(sessions, NAMESPACE, other, per_patient=True)
     return app
 
 
@@ -98,7 +93,7 @@ def test_resolved_signals_age_out_of_the_list(app: Flask, client: FlaskClient) -
     from tests.unit.mappings.signal_courses import entry
 
     recovered = [entry(d + 0.5, 3, patient=PatientRef(reference=PATIENT)) for d in range(23, 26)]
-    accept_records(app.extensions["diarybridge.sessions"], NAMESPACE, recovered)
+    accept_records(app.extensions["diarybridge.sessions"], NAMESPACE, recovered, per_patient=True)
     _, body = _get(client, PATIENT, headers("diary_app"))
     assert [s["status"] for s in body["signals"]] == []  # resolved in 2026-01, long ago
     answer = client.get(

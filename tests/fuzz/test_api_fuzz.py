@@ -6,7 +6,10 @@ every machine; a finding is reproducible from the printed case.
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.config import Settings
 from tests.conftest import headers, make_env
+from tests.fuzz.strategies import EDGE_TIMES
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 CHECKS = [
@@ -34,6 +39,16 @@ CHECKS = [
 ]
 MAX_EXAMPLES = 30
 CREDENTIAL_HEADERS = {"authorization", "x-api-key"}
+
+# Date-times: RFC 3339 ones in and around the accepted range, and as often ones at the edge of
+# the calendar (an offset that pushes them past year 9999 in UTC): a 422, never a 500.
+schemathesis.openapi.format(
+    "date-time",
+    EDGE_TIMES
+    | st.datetimes(
+        min_value=datetime(1890, 1, 1), max_value=datetime(2110, 1, 1), timezones=st.just(UTC)
+    ).map(datetime.isoformat),
+)
 
 # Every phase (examples, coverage of the schema's boundaries, random fuzzing) for a system-level
 # caller, who gets past authorization into validation and conversion.
@@ -94,3 +109,38 @@ def test_api_conforms_to_its_spec_for_a_patient_app(
     case: schemathesis.Case, fuzz_app: Flask
 ) -> None:
     call_as("diary_app", case, fuzz_app)
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def chunked(app: WsgiApp) -> WsgiApp:
+    """The app behind a server that got every body with Transfer-Encoding: chunked."""
+
+    def framed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.pop("CONTENT_LENGTH", "") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["wsgi.input_terminated"] = True  # as gunicorn sets it for a chunked request
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+        return app(environ, start_response)
+
+    return framed
+
+
+@pytest.fixture(scope="module")
+def chunked_app(tmp_path_factory: pytest.TempPathFactory) -> WsgiApp:
+    # No FHIR server: bodies are what is fuzzed here (a push is queued for a worker).
+    env = make_env(
+        tmp_path_factory.mktemp("fuzz-chunked"),
+        DIARYBRIDGE_LOG_LEVEL="WARNING",
+        DIARYBRIDGE_WORKER_IN_PROCESS="false",
+        DIARYBRIDGE_MAX_BODY_BYTES="8192",  # small: generated bodies cross it often
+    )
+    return chunked(create_app(Settings.from_env(env)))
+
+
+@patient_app_schema.include(method="POST").parametrize()
+@BOUNDED
+def test_bodies_sent_chunked_conform_too(case: schemathesis.Case, chunked_app: WsgiApp) -> None:
+    call_as("batch", case, chunked_app)  # type: ignore[arg-type]

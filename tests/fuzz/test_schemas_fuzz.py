@@ -14,6 +14,7 @@ import mappings
 from mappings.context import FhirVersion, MappingContext
 from service.schemas import RecordKind, dump_record, load_records
 from tests.api.samples import DIARY_ENTRY, INFUSION
+from tests.fuzz.strategies import EDGE_TIMES
 
 # Python's json (and so Flask's get_json) also reads NaN and Infinity: they are JSON values to us.
 # Text that is only whitespace, control characters or lone surrogates: valid JSON strings that
@@ -22,7 +23,13 @@ ODD_TEXT = st.text(
     alphabet=st.characters(categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=4
 )
 JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40) | ODD_TEXT
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=40)
+    | ODD_TEXT
+    | EDGE_TIMES
 )
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
@@ -69,7 +76,7 @@ def near_valid(draw: st.DrawFn, kind: RecordKind) -> Any:
         path = draw(st.sampled_from(paths))
         # A string is most often replaced by another string, the odd ones included.
         values = (
-            ODD_TEXT | st.text() | JSON_VALUES
+            ODD_TEXT | EDGE_TIMES | st.text() | JSON_VALUES
             if isinstance(_at(sample, path), str)
             else JSON_VALUES
         )

@@ -1,7 +1,8 @@
 """Exports against the real test FHIR server (Medplum's router), which offers no $export.
 
 So these prove the paged-search path end to end: files, filters, records, CSV and the CLI. The
-$export path is proven with `responses` in tests/unit/exports (see that folder's docstrings).
+$export path is proven against SEKMET in test_exports_sekmet.py, and with `responses` in
+tests/unit/exports for what a real server won't send.
 """
 
 from __future__ import annotations

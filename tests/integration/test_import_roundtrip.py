@@ -149,3 +149,39 @@ def test_bad_records_go_to_the_failure_report_and_the_rest_to_the_server(
     assert pulled(fhir_server, patient, RecordKind.DIARY_ENTRY) == load_records(
         good, RecordKind.DIARY_ENTRY
     )
+
+
+def test_a_rerun_reports_records_the_server_never_took_and_exits_1_until_they_arrive(
+    tmp_path: Path,
+    fhir_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import service.sync.push as push
+
+    patient = unique_patient("d")
+    entries = list(diary_entries(patient, 12))
+    bad = {e["entry_id"] for e in entries[::3]}  # 4 of 12
+    real = push.mappings.record_to_resources
+
+    def broken(record: Any, ctx: Any) -> list[dict[str, Any]]:
+        resources = real(record, ctx)
+        if record.entry_id in bad:
+            resources = [dict(r) for r in resources]
+            del resources[0]["code"]  # Observation.code is required: the server refuses it
+        return resources
+
+    monkeypatch.setattr(push.mappings, "record_to_resources", broken)
+    (tmp_path / "diary.ndjson").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    args = (tmp_path / "db.sqlite3", fhir_server, str(tmp_path / "diary.ndjson"))
+
+    code, summary, _ = run_import(monkeypatch, capsys, *args)
+    assert code == 1
+    assert summary.startswith("read 12: created 8, updated 0, unchanged 0, failed 4, invalid 0")
+
+    code, summary, err = run_import(monkeypatch, capsys, *args)
+    assert code == 1  # still not on the server: not done
+    assert summary.startswith("read 12: created 0, updated 0, unchanged 8, failed 4, invalid 0")
+    assert "; 4 not on the server: 4 failed: " in summary and "(HTTP 4" in summary
+    assert "4 problem(s) in 4 record(s)" in err and patient not in summary + err
+    assert len(pulled(fhir_server, patient, RecordKind.DIARY_ENTRY)) == 8

@@ -144,23 +144,6 @@ def test_push_twice_and_again_from_an_empty_ledger_makes_no_duplicates(
     assert count_by_identifier(fhir_server, "Observation", SYSTEM, value) == 1
 
 
-@pytest.mark.parametrize(
-    "any_fhir_server",
-    [
-        "medplum",
-        "sekmet",
-        pytest.param(
-            "sekmet-absolute",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="SEKMET answers absolute references (http://.../fhir/Patient/x) and "
-                "pull passes them through: the pulled entry's patient.reference breaks "
-                "openapi.yaml's ^Patient/... pattern (pull must make them relative)",
-            ),
-        ),
-    ],
-    indirect=True,
-)
 def test_pulled_records_equal_what_was_pushed(new_client: AppFactory, any_fhir_server: str) -> None:
     patient = unique_patient("pull")
     entries = month_of_entries(patient, days=12)
@@ -195,7 +178,7 @@ def test_pulled_records_equal_what_was_pushed(new_client: AppFactory, any_fhir_s
 
 
 def test_a_changed_entry_updates_its_resource_in_place(
-    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
     patient = unique_patient("upd")
     entry = month_of_entries(patient, days=1)[0]
@@ -206,7 +189,7 @@ def test_a_changed_entry_updates_its_resource_in_place(
     updated = client.post("/sync/diary-entries", json=changed, headers=BATCH).json["results"][0]
     assert updated["outcome"] == "updated"
     value = f"diary-entry/{entry['entry_id']}/fatigue"
-    assert count_resources("Observation", SYSTEM, value) == 1
+    assert count_by_identifier(any_fhir_server, "Observation", SYSTEM, value) == 1
     after = {r["id"]: r["version_id"] for r in updated["resources"]}
     before = {r["id"]: r["version_id"] for r in created["resources"]}
     assert after.keys() == before.keys()  # same resources, not new ones
@@ -215,8 +198,9 @@ def test_a_changed_entry_updates_its_resource_in_place(
 
 
 def test_a_clinicians_edit_is_a_conflict_not_overwritten(
-    new_client: AppFactory, fhir_server: str
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     patient = unique_patient("conflict")
     entry = month_of_entries(patient, days=1)[0]
     client = new_client()
@@ -248,13 +232,17 @@ def test_a_clinicians_edit_is_a_conflict_not_overwritten(
     assert view["status"] == "conflict"
     both = view["conflict"][f"Observation/{fatigue['id']}"]
     assert both["theirs"]["note"] == theirs["note"]
+    # Relative whatever the server writes, so it reads beside ours (SEKMET-absolute: a URL).
+    assert (
+        both["theirs"]["subject"] == both["ours"]["subject"] == {"reference": f"Patient/{patient}"}
+    )
     assert both["ours"]["valueInteger"] == changed["fatigue"]
     still = requests.get(f"{fhir_server}/Observation/{fatigue['id']}", timeout=10).json()
     assert still["note"] == theirs["note"] and still["valueInteger"] == entry["fatigue"]
 
 
 def test_a_rejected_resource_is_reported_with_the_servers_outcome_and_others_go_through(
-    new_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+    new_client: AppFactory, any_fhir_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import service.sync.push as push
 
@@ -279,7 +267,9 @@ def test_a_rejected_resource_is_reported_with_the_servers_outcome_and_others_go_
     assert "code" in json.dumps(rejected["error"])
 
 
-def test_async_accept_answers_202_and_the_worker_delivers(new_client: AppFactory) -> None:
+def test_async_accept_answers_202_and_the_worker_delivers(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
     patient = unique_patient("async")
     entries = month_of_entries(patient, days=3)
     client = new_client()
@@ -318,8 +308,9 @@ def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
 
 
 def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
-    new_client: AppFactory, fhir_server: str
+    new_client: AppFactory, any_fhir_server: str
 ) -> None:
+    fhir_server = any_fhir_server
     patient = unique_patient("retract")
     entry = month_of_entries(patient, days=1)[0]
     client = new_client()
@@ -340,7 +331,9 @@ def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
     assert client.delete("/sync/diary-entries/never-sent", headers=BATCH).status_code == 404
 
 
-def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactory) -> None:
+def test_fhir_search_pass_through_pages_with_signed_tokens(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
     patient = unique_patient("search")
     client = new_client()
     client.post("/sync/diary-entries", json=month_of_entries(patient, days=2), headers=BATCH)
@@ -383,3 +376,112 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(new_client: AppFactor
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     unknown = client.get(f"/patients/{patient}/observations?subject=Patient/x", headers=BATCH)
     assert unknown.status_code == HTTPStatus.BAD_REQUEST
+
+
+def test_a_conditional_create_that_finds_our_resource_updates_it_and_records_the_truth(
+    new_client: AppFactory, fhir_server: str, count_resources: CountByIdentifier
+) -> None:
+    # The server answers 200 to a conditional create when it already has a resource with our
+    # identifier (here: a lost ledger). It did not take what we sent: we must update it.
+    patient = unique_patient("condcreate")
+    entry = month_of_entries(patient, days=1)[0]
+    strategy = {"DIARYBRIDGE_FHIR_PUSH_STRATEGY": "conditional-create"}
+    assert set(
+        outcomes(new_client(**strategy).post("/sync/diary-entries", json=entry, headers=BATCH))
+    ) == {"created"}
+    changed = {**entry, "fatigue": (entry["fatigue"] + 4) % 11}
+    fresh = new_client(**strategy)  # an empty ledger: nothing known of the first push
+
+    second = fresh.post("/sync/diary-entries", json=changed, headers=BATCH)
+
+    assert outcomes(second) == ["updated"]
+    value = f"diary-entry/{entry['entry_id']}/fatigue"
+    assert count_resources("Observation", SYSTEM, value) == 1
+    found = requests.get(
+        f"{fhir_server}/Observation", params={"identifier": f"{SYSTEM}|{value}"}, timeout=10
+    ).json()
+    assert [e["resource"]["valueInteger"] for e in found["entry"]] == [changed["fatigue"]]
+    view = fresh.get(f"/sync/entries/diary-entry/{entry['entry_id']}", headers=BATCH).json
+    assert view["status"] == "sent"
+    third = fresh.post("/sync/diary-entries", json=changed, headers=BATCH)
+    assert outcomes(third) == ["unchanged"]
+    # Resent unchanged content from yet another empty ledger finds it all in place.
+    assert outcomes(
+        new_client(**strategy).post("/sync/diary-entries", json=changed, headers=BATCH)
+    ) == ["unchanged"]
+
+
+def test_two_patients_of_one_app_each_read_only_their_own(
+    new_client: AppFactory, any_fhir_server: str
+) -> None:
+    a, b, nobody = (unique_patient(tag) for tag in ("iso-a", "iso-b", "iso-nobody"))
+    keys = {
+        p: {
+            "key": f"iso-key-{p}",
+            "client_id": KEYS["diary_app"]["client_id"],  # one diary app, two patients
+            "scopes": "patient/*.read patient/*.write",
+            "patient": f"Patient/{p}",
+        }
+        for p in (a, b)
+    }
+    client = new_client(DIARYBRIDGE_API_KEYS=json.dumps([*KEYS.values(), *keys.values()]))
+    for p in (a, b):
+        own = {"X-API-Key": keys[p]["key"]}
+        ref = {"reference": f"Patient/{p}"}
+        entries = month_of_entries(p, days=2)
+        assert set(outcomes(client.post("/sync/diary-entries", json=entries, headers=own))) == {
+            "created"
+        }
+        ivig = infusion(infusion_id=f"{p}-ivig", patient=ref)
+        assert outcomes(client.post("/sync/infusions", json=ivig, headers=own)) == ["created"]
+
+    as_a = {"X-API-Key": keys[a]["key"]}
+    for route in ("diary-entries", "infusions", "observations", "report"):
+        other = client.get(f"/patients/{b}/{route}", headers=as_a)
+        unknown = client.get(f"/patients/{nobody}/{route}", headers=as_a)
+        assert other.status_code == unknown.status_code == HTTPStatus.FORBIDDEN, route
+        assert other.get_data() == unknown.get_data(), route
+        assert b not in other.get_data(as_text=True)
+
+    pulled = client.get(f"/patients/{a}/diary-entries", headers=as_a).json
+    assert pulled["total"] == 2 and pulled["unreadable"] == 0
+    assert {e["patient"]["reference"] for e in pulled["diary_entries"]} == {f"Patient/{a}"}
+    found = client.get(f"/patients/{a}/observations?_count=100", headers=as_a).json
+    subjects = [e["resource"]["subject"]["reference"] for e in found["entry"]]
+    assert subjects == [f"Patient/{a}"] * count_ours(any_fhir_server, "Observation", a)
+    report = client.get(f"/patients/{a}/report", headers=as_a)
+    assert report.status_code == HTTPStatus.OK
+    html = report.get_data(as_text=True)
+    assert "2 diary entries" in html and "1 infusions" in html and b not in html
+
+
+@pytest.mark.parametrize("method", ["conditional-create", "conditional-update"])
+def test_server_chosen_ids_are_learnt_from_the_servers_locations(
+    new_client: AppFactory, any_fhir_server: str, method: str
+) -> None:
+    # With conditional writes the server picks the ids: we learn them from response.location
+    # (absolute on SEKMET, with "201 Created" as status) and must update those same resources.
+    patient = unique_patient("cond")
+    entries = month_of_entries(patient, days=2)
+    ivig = infusion(infusion_id=f"{patient}-ivig", patient={"reference": f"Patient/{patient}"})
+    client = new_client(DIARYBRIDGE_FHIR_PUSH_STRATEGY=method)
+    pushed = client.post("/sync/diary-entries", json=entries, headers=BATCH)
+    infused = client.post("/sync/infusions", json=ivig, headers=BATCH)
+    assert set(outcomes(pushed) + outcomes(infused)) == {"created"}
+    results = pushed.json["results"] + infused.json["results"]
+    for resource in (r for result in results for r in result["resources"]):
+        url = f"{any_fhir_server}/{resource['resource_type']}/{resource['id']}"
+        on_server = requests.get(url, timeout=10).json()
+        assert on_server["meta"]["versionId"] == resource["version_id"]
+    back = client.get(f"/patients/{patient}/infusions", headers=BATCH).json
+    assert back["total"] == 1 and back["unreadable"] == 0
+
+    changed = {**entries[0], "fatigue": (entries[0]["fatigue"] + 5) % 11}
+    assert outcomes(client.post("/sync/diary-entries", json=changed, headers=BATCH)) == ["updated"]
+    value = f"diary-entry/{changed['entry_id']}/fatigue"
+    assert count_by_identifier(any_fhir_server, "Observation", SYSTEM, value) == 1
+    pulled = client.get(f"/patients/{patient}/diary-entries", headers=BATCH).json
+    assert [e["fatigue"] for e in pulled["diary_entries"]] == [
+        changed["fatigue"],
+        entries[1]["fatigue"],
+    ]

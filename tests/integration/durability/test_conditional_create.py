@@ -39,7 +39,11 @@ def test_records_bigger_than_the_conditional_transaction_cap_arrive_once(
         sessions = migrated_sessions(url)
         accept_records(sessions, NAMESPACE, given)
         delivered = SyncRuntime(settings, sessions).worker().drain()
-        assert {d.outcome.value for d in delivered} == {"created"}, [d.error for d in delivered]
+        # From the empty ledger the server's 200s are read: it holds this content already.
+        expected_outcome = "created" if run == 0 else "unchanged"
+        assert {d.outcome.value for d in delivered} == {expected_outcome}, [
+            d.error for d in delivered
+        ]
         with sessions.begin() as session:
             assert status_counts(session).counts == {"sent": len(given)}
         assert server_identifiers(fhir_server, patient) == expected

@@ -75,8 +75,9 @@ def make_conflict(
 
 
 def test_a_clinicians_edit_conflicts_and_a_requeue_after_review_delivers_ours(
-    fhir_server: str, sqlite_url: str
+    any_fhir_server: str, sqlite_url: str
 ) -> None:
+    fhir_server = any_fhir_server
     sessions = migrated_sessions(sqlite_url)
     runtime = SyncRuntime(FhirServerSettings(base_url=fhir_server, chunk_size=20), sessions)
     patient = unique_patient("conflict")
@@ -105,7 +106,10 @@ def test_a_clinicians_edit_conflicts_and_a_requeue_after_review_delivers_ours(
     assert server_identifiers(fhir_server, patient) == expected_identifiers(records_of(changed))
 
 
-def test_an_edit_made_after_the_review_is_a_new_conflict(fhir_server: str, sqlite_url: str) -> None:
+def test_an_edit_made_after_the_review_is_a_new_conflict(
+    any_fhir_server: str, sqlite_url: str
+) -> None:
+    fhir_server = any_fhir_server
     sessions = migrated_sessions(sqlite_url)
     runtime = SyncRuntime(FhirServerSettings(base_url=fhir_server, chunk_size=20), sessions)
     patient = unique_patient("conflict2")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.store import (
     AcceptItem,
+    Patients,
     accept,
     claim_batch,
     get_entry,
@@ -120,7 +121,9 @@ def test_a_dead_workers_claims_come_back_after_the_lease(
     after_expiry = now + timedelta(seconds=lease + 1)
     with factory.begin() as session:
         after = claim_batch(session, "w3", 10, lease_seconds=60, now=after_expiry)
-        stored = get_entry(session, "diary-app", "diary-entry", sorted(taken)[0])
+        stored = get_entry(
+            session, "diary-app", "diary-entry", sorted(taken)[0], patients=Patients.every()
+        )
     assert {c.source_id for c in after} == taken
     assert all(c.attempts == 2 for c in after)
     assert stored is not None and stored.in_flight is True

@@ -17,6 +17,7 @@ from service.store import (
     ErrorInfo,
     InvalidItemError,
     LeaseLostError,
+    Patients,
     ResourceState,
     accept,
     backoff_seconds,
@@ -37,6 +38,7 @@ from service.store import (
 from service.store.models import AuditLog, LedgerEntry, SyncRequest
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+ALL = Patients.every()
 NS = "diary-app"
 IDENT = "https://diarybridge.dev/fhir/NamingSystem/diary-entry"
 
@@ -72,7 +74,7 @@ def claim(
 
 def entry(factory: Factory, source_id: str, kind: str = "diary-entry") -> Any:
     with factory.begin() as session:
-        return get_entry(session, NS, kind, source_id)
+        return get_entry(session, NS, kind, source_id, patients=ALL)
 
 
 def observation(value: str, server_id: str, version: str) -> ResourceState:
@@ -85,8 +87,8 @@ def test_accept_queues_new_items_and_request_reports_them(factory: Factory) -> N
     )
 
     with factory.begin() as session:
-        progress = get_request(session, request_id)
-        stored = get_entry(session, NS, "diary-entry", "e1")
+        progress = get_request(session, request_id, client_id=None, patients=ALL)
+        stored = get_entry(session, NS, "diary-entry", "e1", patients=ALL)
     assert progress is not None
     assert progress.client_id == "client-a"
     assert progress.item_count == 3
@@ -106,8 +108,13 @@ def test_accept_queues_new_items_and_request_reports_them(factory: Factory) -> N
 
 def test_get_request_and_entry_unknown_return_none(factory: Factory) -> None:
     with factory.begin() as session:
-        assert get_request(session, "00000000-0000-4000-8000-000000000000") is None
-        assert get_entry(session, NS, "diary-entry", "nope") is None
+        assert (
+            get_request(
+                session, "00000000-0000-4000-8000-000000000000", client_id=None, patients=ALL
+            )
+            is None
+        )
+        assert get_entry(session, NS, "diary-entry", "nope", patients=ALL) is None
 
 
 def test_same_content_again_keeps_a_sent_entry_sent(factory: Factory) -> None:
@@ -124,7 +131,7 @@ def test_same_content_again_keeps_a_sent_entry_sent(factory: Factory) -> None:
     assert stored.updated_at == T0  # untouched
     assert claim(factory, "w2", at=later + timedelta(days=1)) == []
     with factory.begin() as session:
-        progress = get_request(session, request_id)
+        progress = get_request(session, request_id, client_id=None, patients=ALL)
     assert progress is not None
     assert progress.items[0].disposition == "unchanged"
     assert progress.counts == {"sent": 1}
@@ -154,8 +161,8 @@ def test_changed_content_requeues_a_sent_entry(factory: Factory) -> None:
         ),
     )
     with factory.begin() as session:
-        old = get_request(session, first_request)
-        new = get_request(session, second_request)
+        old = get_request(session, first_request, client_id=None, patients=ALL)
+        new = get_request(session, second_request, client_id=None, patients=ALL)
     assert old is not None and new is not None
     assert old.counts == {"superseded": 1}
     assert new.counts == {"queued": 1}
@@ -317,7 +324,8 @@ def test_mark_failed_backs_off_then_fails_after_max_attempts(factory: Factory) -
     assert stored.last_error == {
         "status": 503,
         "code": "transient",
-        "diagnostics": "server unavailable",
+        "severity": None,
+        "expression": [],
     }
     assert claim(factory, "w1", at=now + timedelta(days=30)) == []
 
@@ -380,7 +388,8 @@ def test_mark_conflict_keeps_the_server_version_for_review(factory: Factory) -> 
     assert conflicts[0].last_error == {
         "status": 412,
         "code": "precondition-failed",
-        "diagnostics": None,
+        "severity": None,
+        "expression": [],
     }
     assert claim(factory, "w1", at=T0 + timedelta(days=1)) == []
 
@@ -447,8 +456,7 @@ def test_last_error_is_stored_as_json_with_fixed_keys(factory: Factory) -> None:
         raw = session.scalar(select(LedgerEntry.last_error))
     assert raw is not None
     stored = json.loads(raw)
-    assert set(stored) == {"status", "code", "diagnostics"}
-    assert len(stored["diagnostics"]) == 500
+    assert set(stored) == {"status", "code", "severity", "expression"}  # never diagnostics
 
 
 def test_release_claims_gives_entries_back_without_counting_the_attempt(factory: Factory) -> None:

@@ -131,7 +131,18 @@ def test_bulk_and_search_write_the_same_valid_ndjson(
     counts = lambda m: {(o["type"], o["count"]) for o in m["output"]}  # noqa: E731
     assert counts(by_bulk) == counts(by_search)
     assert by_bulk["transactionTime"] == "2026-11-27T10:00:00Z"
-    assert set(by_bulk) == {"transactionTime", "request", "requiresAccessToken", "output", "error"}
+    assert set(by_bulk) == {
+        "transactionTime",
+        "request",
+        "requiresAccessToken",
+        "output",
+        "error",
+        "extension",  # the IG's reserved field: how it was fetched
+    }
+    assert (by_bulk["extension"], by_search["extension"]) == (
+        {"fetchedBy": "bulk"},
+        {"fetchedBy": "search"},
+    )
     on_disk = json.loads((tmp_path / "bulk" / "manifest.json").read_text())
     assert on_disk == by_bulk
 

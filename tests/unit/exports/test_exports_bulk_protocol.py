@@ -1,13 +1,14 @@
 """The Bulk Data $export protocol as the client speaks it, against a mocked server.
 
-The test FHIR server (Medplum's FhirRouter) has no $export, so these exchanges are the proof of
-this path; the search path is proven against the real server in tests/integration.
+Medplum's router has no $export; SEKMET has (tests/integration/test_exports_sekmet.py). These
+pin what a real server won't easily send: retries, timeouts, broken downloads, odd manifests.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,15 +20,19 @@ from export_fakes import BASE
 
 from service.fhir_client import (
     BulkExportCancelled,
+    BulkExportRefused,
     BulkExportTimeout,
     BulkManifest,
     FhirClient,
+    Forbidden,
     InvalidServerResponse,
     NotFound,
     ServerError,
+    Unauthorized,
     check_status,
     delete_job,
     download,
+    ignored_parameter_issues,
     kick_off,
     parse_manifest,
     wait_for_manifest,
@@ -55,7 +60,8 @@ def test_system_kick_off_asks_async_fhir_json_with_type_and_since(
     url = kick_off(fhir, types=["Observation", "MedicationAdministration"], since="2026-01-01Z")
     sent = rsps.calls[0].request
     assert url == STATUS
-    assert sent.headers["Prefer"] == "respond-async"
+    # Strict: a server that cannot honour a parameter must refuse, not quietly ignore it.
+    assert sent.headers["Prefer"] == "respond-async, handling=strict"
     assert sent.headers["Accept"] == "application/fhir+json"
     query = parse_qs(urlsplit(sent.url).query)
     assert query["_type"] == ["Observation,MedicationAdministration"]
@@ -250,3 +256,46 @@ def test_delete_job_deletes_the_status_url(fhir: FhirClient, rsps: responses.Req
     rsps.delete(STATUS, status=202)
     delete_job(fhir, STATUS)
     assert rsps.calls[0].request.method == "DELETE"
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.NOT_IMPLEMENTED,
+    ],
+)
+def test_a_kick_off_the_server_will_not_run_as_asked_is_refused(
+    fhir: FhirClient, rsps: responses.RequestsMock, status: HTTPStatus
+) -> None:
+    rsps.post(f"{BASE}/Patient/$export", status=status)
+    with pytest.raises(BulkExportRefused, match=str(status.value)):
+        kick_off(fhir, patient="Patient/p1")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(HTTPStatus.UNAUTHORIZED, Unauthorized), (HTTPStatus.FORBIDDEN, Forbidden)],
+)
+def test_auth_failures_at_kick_off_are_not_refusals_to_work_around(
+    fhir: FhirClient, rsps: responses.RequestsMock, status: HTTPStatus, error: type[Exception]
+) -> None:
+    rsps.get(f"{BASE}/$export", status=status)
+    with pytest.raises(error) as caught:
+        kick_off(fhir)
+    assert not isinstance(caught.value, BulkExportRefused)
+
+
+def test_only_not_supported_issues_count_as_ignored_parameters() -> None:
+    def outcome(*codes: str) -> dict[str, object]:
+        issues = [{"severity": "warning", "code": c} for c in codes]
+        return {"resourceType": "OperationOutcome", "issue": issues}
+
+    assert ignored_parameter_issues(outcome("not-supported")) == 1
+    assert ignored_parameter_issues(outcome("not-supported", "processing", "not-supported")) == 2
+    assert ignored_parameter_issues(outcome("processing", "too-costly")) == 0
+    assert ignored_parameter_issues({"resourceType": "Observation", "issue": []}) == 0
+    assert ignored_parameter_issues({"resourceType": "OperationOutcome"}) == 0

@@ -9,10 +9,11 @@ from typing import Any
 
 from export_synthetic import records, resources
 
+from mappings.identifiers import resource_business_key
 from mappings.records import MG_ADL_ITEMS, DiaryEntry, InfusionRecord, Symptom
 from service.exports.csv_columns import DIARY_COLUMNS, INFUSION_COLUMNS, header
 from service.exports.ndjson import TypeFiles, dumps
-from service.exports.records import write_records
+from service.exports.records import with_relative_references, write_records
 from service.schemas import dump_record
 
 
@@ -118,3 +119,66 @@ def test_type_files_are_invisible_until_committed_and_abort_leaves_nothing(
     files.write("Observation", "{}")
     assert files.commit() == {"Observation": 1}
     assert files.path("Observation").read_text() == "{}\n"
+
+
+def test_retracted_records_are_left_out_of_records_and_csv(tmp_path: Path) -> None:
+    items = resources(20)
+    originals = list(records(20))
+    gone = {originals[0].entry_id, originals[9].infusion_id}  # type: ignore[union-attr]
+    retracted = 0
+    for resource in items:
+        if resource_business_key(resource).source_id in gone:
+            # What the push's retraction leaves on the server: every resource entered-in-error.
+            resource["status"] = "entered-in-error"
+            retracted += 1
+    for as_csv in (False, True):
+        (tmp_path / str(as_csv)).mkdir()
+        out_dir, counts = convert(tmp_path / str(as_csv), items, as_csv=as_csv)
+        assert counts.retracted == retracted > 2
+        ids = set()
+        for name in ("diary-entries", "infusions"):
+            path = out_dir / f"{name}{'.csv' if as_csv else '.ndjson'}"
+            with path.open(newline="") as source:
+                rows = (
+                    list(csv.DictReader(source))
+                    if as_csv
+                    else [json.loads(line) for line in source]
+                )
+            ids |= {row.get("entry_id") or row.get("infusion_id") for row in rows}
+        assert ids == {getattr(r, "entry_id", None) or r.infusion_id for r in originals} - gone
+        assert counts.failed_groups == 0  # left out, not reported as broken
+
+
+def test_records_from_absolute_references_name_the_patient_relative(tmp_path: Path) -> None:
+    base = "http://127.0.0.1:8123/fhir"
+    items = resources(10)
+    for resource in items:
+        resource["subject"]["reference"] = f"{base}/{resource['subject']['reference']}"
+    paths = [write_ndjson(tmp_path / "abs.ndjson", items)]
+    out = TypeFiles(tmp_path / "out")
+    errors = TypeFiles(tmp_path / "out")
+    write_records(
+        paths, tmp_path / "scratch", out, errors, as_csv=False, report=lambda _: None, base_url=base
+    )
+    out.commit()
+    got = {
+        json.dumps(json.loads(line), sort_keys=True)
+        for name in ("diary-entries.ndjson", "infusions.ndjson")
+        for line in (tmp_path / "out" / name).read_text().splitlines()
+    }
+    assert got == {json.dumps(dump_record(r), sort_keys=True) for r in records(10)}
+
+
+def test_only_references_to_the_server_base_are_made_relative() -> None:
+    base = "http://127.0.0.1:8123/fhir"
+    resource = {
+        "subject": {"reference": f"{base}/Patient/p1"},
+        "performer": [{"actor": {"reference": "https://elsewhere.example/Patient/p1"}}],
+        "partOf": [{"reference": "Procedure/x"}],
+    }
+    assert with_relative_references(resource, base) == {
+        "subject": {"reference": "Patient/p1"},
+        "performer": [{"actor": {"reference": "https://elsewhere.example/Patient/p1"}}],
+        "partOf": [{"reference": "Procedure/x"}],
+    }
+    assert with_relative_references(resource, None) is resource

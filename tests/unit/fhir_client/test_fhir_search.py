@@ -187,3 +187,19 @@ def test_search_from_a_link_to_another_server_is_refused() -> None:
     client = FhirClient(BASE)
     with pytest.raises(InvalidServerResponse):
         next(client.search_pages_from("https://elsewhere.example/fhir/Observation?x=1"))
+
+
+def test_every_search_page_asks_the_server_not_to_ignore_parameters(
+    rsps: responses.RequestsMock, client: FhirClient
+) -> None:
+    # SEKMET, like the spec's default "lenient", drops a parameter it does not know and
+    # answers as if unfiltered; "strict" makes that a 400 instead.
+    rsps.get(f"{BASE}/Observation", json=page(["a"], f"{BASE}/Observation?_page=2"))
+    rsps.get(f"{BASE}/Observation?_page=2", json=page(["b"]))
+    assert [r["id"] for r in client.search("Observation", {"code": "x"})] == ["a", "b"]
+    assert [c.request.headers["Prefer"] for c in rsps.calls] == ["handling=strict"] * 2
+    rsps.get(f"{BASE}/Observation?code=y", json=page(["c"]))
+    list(
+        client.search("Observation", {"code": "y"}, limit=1, headers={"Prefer": "handling=lenient"})
+    )
+    assert rsps.calls[-1].request.headers["Prefer"] == "handling=lenient"  # the caller's wins

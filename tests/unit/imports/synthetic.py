@@ -92,5 +92,5 @@ def seed_patient(fhir_base_url: str, db_path: str, patient: str, days: int) -> A
     records = [*diary_entries(patient, days), *infusions(patient, days)]
     importer.import_text(io.StringIO("".join(json.dumps(r) + "\n" for r in records)), "seed")
     summary = importer.finish()
-    assert summary.failed == 0 and summary.invalid == 0, summary
+    assert summary.not_delivered == 0 and summary.invalid == 0, summary
     return summary

@@ -56,7 +56,9 @@ def test_every_valid_record_reaches_the_outbox_and_bad_ones_the_report(
     ]  # fmt: skip
     with sessions() as session:
         counts = store.status_counts(session)
-        entry = store.get_entry(session, NAMESPACE, "infusion", INFUSION["infusion_id"])
+        entry = store.get_entry(
+            session, NAMESPACE, "infusion", INFUSION["infusion_id"], patients=store.Patients.every()
+        )
     assert sum(counts.counts.values()) == 251
     assert entry is not None and entry.record["dose_g"] == INFUSION["dose_g"]
 
@@ -66,11 +68,29 @@ def test_the_same_import_again_changes_nothing_and_a_change_is_queued(
 ) -> None:
     records = [diary(i) for i in range(230)]
     run(sessions, ndjson(records))
+    with sessions() as session:
+        before = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+        )
     again, failures = run(sessions, ndjson(records))
-    assert (again.unchanged, again.queued, failures) == (230, 0, [])
+    # Still waiting for a push: not "unchanged", which says the server has them.
+    assert (again.unchanged, again.queued, again.not_delivered, failures) == (0, 230, 0, [])
+    with sessions() as session:
+        assert (
+            store.get_entry(
+                session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+            )
+            == before
+        )
     records[7] = diary(7, fatigue=1)
     changed, _ = run(sessions, ndjson(records))
-    assert (changed.unchanged, changed.queued) == (229, 1)
+    assert (changed.unchanged, changed.queued) == (0, 230)
+    with sessions() as session:
+        after = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00007", patients=store.Patients.every()
+        )
+    assert after is not None and before is not None
+    assert after.record["fatigue"] == 1 and after.content_hash != before.content_hash
 
 
 def test_a_record_repeated_in_one_file_ends_as_its_last_version(
@@ -80,7 +100,9 @@ def test_a_record_repeated_in_one_file_ends_as_its_last_version(
     summary, _ = run(sessions, ndjson(records))
     assert summary.accepted == 3
     with sessions() as session:
-        entry = store.get_entry(session, NAMESPACE, "diary-entry", "imp-00001")
+        entry = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00001", patients=store.Patients.every()
+        )
     assert entry is not None and entry.record["fatigue"] == 9
 
 
@@ -116,3 +138,25 @@ def test_plain_progress_prints_rate_and_share_of_the_file(
     assert lines[-1].startswith(f"import: {path}: 300 entries, ")
     assert lines[-1].endswith("entries/s, 100% of the file")
     assert len(lines) >= 3  # one every 100 entries, and the last
+
+
+def test_an_id_of_another_patient_is_rejected_alone_and_takes_nothing_over(
+    sessions: sessionmaker[Session],
+) -> None:
+    run(sessions, ndjson([diary(1, fatigue=2)]))  # imp-00001 is the sample patient's
+    other = {"reference": "Patient/synthetic-mg-002"}
+    records = [diary(2), diary(1, patient=other, fatigue=9), diary(3)]
+    summary, failures = run(sessions, ndjson(records))
+    assert (summary.accepted, summary.invalid) == (2, 1)
+    assert [(f["position"], f["id"], f["field"]) for f in failures] == [
+        ("line 2", "imp-00001", "patient")
+    ]
+    assert "synthetic" not in failures[0]["message"]
+    with sessions() as session:
+        entry = store.get_entry(
+            session, NAMESPACE, "diary-entry", "imp-00001", patients=store.Patients.every()
+        )
+    assert entry is not None and (entry.patient_key, entry.record["fatigue"]) == (
+        DIARY_ENTRY["patient"]["reference"],
+        2,
+    )

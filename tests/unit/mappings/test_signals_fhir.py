@@ -111,3 +111,19 @@ def test_r5_names_the_patient_subject_and_both_versions_validate() -> None:
                 assert check(resource, ctx.fhir_version) is None
     _, issue = _by_rule(bulbar_flare(), r5)["danger_sign"]
     assert "subject" in issue and "patient" not in issue
+
+
+def test_with_per_patient_record_ids_evidence_and_signals_share_the_patients_id_space() -> None:
+    scoped = MappingContext(CTX.app_namespace, CTX.source, patient_scope="Patient/synthetic-1")
+    records = bulbar_flare()
+    flag, issue = _by_rule(records, scoped)["danger_sign"]
+    values = {d["identifier"]["value"] for d in issue["evidence"][0]["detail"]}
+    sent = {
+        ident["value"]
+        for record in records[-2:]
+        for resource in record_to_resources(record, scoped)
+        for ident in resource["identifier"]
+    }
+    assert values <= sent and all(v.startswith("patient/") for v in values)
+    assert flag["identifier"][0]["value"].startswith("patient/")
+    assert flag["id"] != _by_rule(records)["danger_sign"][0]["id"]

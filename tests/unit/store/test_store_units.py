@@ -50,11 +50,15 @@ def test_backoff_doubles_from_thirty_seconds_up_to_an_hour() -> None:
     assert backoff_seconds(0) == 30.0
 
 
-def test_error_info_keeps_only_its_fields_and_cuts_diagnostics() -> None:
-    info = ErrorInfo(status=409, code="conflict", diagnostics="d" * 900)
-    stored = info.as_json()
-    assert set(stored) == {"status", "code", "diagnostics"}
-    assert len(stored["diagnostics"]) == 500
+def test_error_info_stores_code_severity_expression_and_never_diagnostics() -> None:
+    # A server's diagnostics may quote the refused body (notes, values): not for the database.
+    info = ErrorInfo(409, "conflict", "quotes the body", "error", ("Observation.note",))
+    assert info.as_json() == {
+        "status": 409,
+        "code": "conflict",
+        "severity": "error",
+        "expression": ["Observation.note"],
+    }
 
 
 def test_utc_datetime_refuses_naive_and_normalises_to_utc() -> None:

@@ -120,7 +120,12 @@ def test_a_412_is_a_conflict_with_both_copies(client: FhirClient) -> None:
     responses.replace(
         responses.POST, BASE, status=412, json=outcome("conflict", "version mismatch")
     )
-    theirs = {"resourceType": "Observation", "id": "s0", "status": "amended"}
+    theirs = {
+        "resourceType": "Observation",
+        "id": "s0",
+        "status": "amended",
+        "subject": {"reference": "Patient/synthetic-mg-001"},  # the record's patient
+    }
     for state in sent:
         responses.get(f"{BASE}/{state.resource_type}/{state.server_id}", json=theirs)
     changed = DiaryEntry(**{**ENTRY.__dict__, "fatigue": 9})
@@ -259,6 +264,7 @@ def test_a_retraction_marks_resources_entered_in_error_with_if_match(client: Fhi
             "id": "o1",
             "status": "final",
             "meta": {"versionId": "4"},
+            "subject": {"reference": "Patient/synthetic-mg-001"},
         },
     )
     put = responses.put(
@@ -272,3 +278,74 @@ def test_a_retraction_marks_resources_entered_in_error_with_if_match(client: Fhi
     assert delivery.resources[0].version_id == "5"
     assert json.loads(put.calls[0].request.body)["status"] == "entered-in-error"
     assert put.calls[0].request.headers["If-Match"] == 'W/"4"'
+
+
+@responses.activate
+def test_a_412_never_keeps_another_patients_server_copy(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    responses.add_callback(responses.POST, BASE, callback=transaction_response)
+    sent = Pusher(client).push([claimed()])[0].resources
+    responses.replace(responses.POST, BASE, status=412, json=outcome("conflict", "version"))
+    foreign = {
+        "resourceType": "Observation",
+        "id": "s0",
+        "status": "final",
+        "subject": {"reference": "Patient/synthetic-mg-002"},
+        "valueInteger": 7,
+    }
+    for state in sent:
+        responses.get(f"{BASE}/{state.resource_type}/{state.server_id}", json=foreign)
+    changed = DiaryEntry(**{**ENTRY.__dict__, "fatigue": 9})
+    (delivery,) = Pusher(client).push([claimed(changed, sent)])
+    assert delivery.outcome is Outcome.CONFLICT
+    assert delivery.server_versions
+    for copy in delivery.server_versions.values():
+        assert copy["theirs"] is None and "withheld" in copy
+    assert "synthetic-mg-002" not in json.dumps(delivery.server_versions)
+
+
+@responses.activate
+def test_a_retraction_never_touches_a_resource_of_another_patient(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    state = ResourceState("Observation", "sys", "diary-entry/x/fatigue", "s0", "1")
+    foreign = {
+        "resourceType": "Observation",
+        "id": "s0",
+        "status": "final",
+        "meta": {"versionId": "1"},
+        "subject": {"reference": "Patient/synthetic-mg-002"},
+    }
+    responses.get(f"{BASE}/Observation/s0", json=foreign)
+    put = responses.put(f"{BASE}/Observation/s0", json=foreign)
+    (delivery,) = Pusher(client).push([claimed(resources=(state,), retract=True)])
+    assert delivery.outcome is Outcome.FAILED
+    assert delivery.error is not None and delivery.error.code == "foreign_subject"
+    assert put.call_count == 0
+
+
+@responses.activate
+def test_a_conditional_create_matching_another_patient_keeps_nothing(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability(update_create=False))
+    foreign = {
+        "resourceType": "Observation",
+        "id": "theirs-1",
+        "meta": {"versionId": "3"},
+        "status": "final",
+        "subject": {"reference": "Patient/synthetic-mg-002"},
+    }
+
+    def matched(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        entries = [
+            {"response": {"status": "200 OK", "location": "Observation/theirs-1/_history/3"}}
+            for _ in bundle["entry"]
+        ]
+        reply = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+        return 200, {}, json.dumps(reply)
+
+    responses.add_callback(responses.POST, BASE, callback=matched)
+    responses.get(f"{BASE}/Observation/theirs-1", json=foreign)
+    (delivery,) = Pusher(client, method="conditional-create").push([claimed()])
+    assert delivery.outcome is Outcome.FAILED
+    assert delivery.error is not None and delivery.error.code == "foreign_subject"
+    assert delivery.resources == ()  # its server id is not recorded, so never updated later
