@@ -8,6 +8,7 @@ import secrets
 
 from flask import Flask, request
 
+from mappings.signals import with_overrides
 from service import observability
 from service.api import (
     audit,
@@ -21,6 +22,7 @@ from service.api import (
     ops,
     patients,
     report,
+    signals,
     sync,
 )
 from service.config import Settings
@@ -59,11 +61,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["diarybridge.schema"] = schema
     app.extensions["diarybridge.engine"] = engine
     app.extensions["diarybridge.sessions"] = make_session_factory(engine)
+    # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
+    app.extensions["diarybridge.signal_rules"] = with_overrides(settings.signal_rules)
     app.extensions["diarybridge.sync"] = SyncRuntime(
         settings.fhir,
         app.extensions["diarybridge.sessions"],
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
+        signal_rules=app.extensions["diarybridge.signal_rules"],
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
 
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sync.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(report.bp)
+    app.register_blueprint(signals.bp)
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     app.register_blueprint(bulk.bp)  # Bulk Data $export doors onto the same export jobs
     app.register_blueprint(metadata.bp)

@@ -136,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _sync_runtime(settings: Settings) -> SyncRuntime:
     """The store (migrated) and the FHIR server as a command outside the app needs them."""
+    from mappings.signals import with_overrides
     from service.store import make_engine, make_session_factory, upgrade
     from service.sync.runtime import SyncRuntime
 
@@ -146,6 +147,7 @@ def _sync_runtime(settings: Settings) -> SyncRuntime:
         make_session_factory(engine),
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
+        signal_rules=with_overrides(settings.signal_rules),
     )
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 DEFAULT_DATABASE_URL = "sqlite:///var/diarybridge.sqlite3"
 PAGE_TOKEN_KEY_VAR = "DIARYBRIDGE_PAGE_TOKEN_KEY"
 # prometheus_client's own variable: it picks its multiprocess value store when this is set.
@@ -229,6 +231,9 @@ class Settings:
     # The token endpoint of the authorization server whose JWTs we accept (SMART discovery).
     smart_token_url: str = ""
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
+    # A clinic's overrides of the signal rules ({rule id: {threshold, severity, enabled}}), from
+    # the JSON or YAML file DIARYBRIDGE_SIGNAL_RULES_FILE; checked against the rules at start-up.
+    signal_rules: Mapping[str, Any] = field(default_factory=dict)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     testing: bool = False
@@ -260,9 +265,23 @@ class Settings:
             export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
             smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
             fhir=FhirServerSettings.from_env(env),
+            signal_rules=_signal_rules(env.get("DIARYBRIDGE_SIGNAL_RULES_FILE", "")),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
         )
+
+
+def _signal_rules(path: str) -> Mapping[str, Any]:
+    if not path:
+        return {}
+    try:
+        # YAML is a superset of JSON: either file format reads here.
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"DIARYBRIDGE_SIGNAL_RULES_FILE: cannot read {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("DIARYBRIDGE_SIGNAL_RULES_FILE: must map rule ids to settings")
+    return raw
 
 
 def worker_environment(settings: Settings, run_dir: str) -> dict[str, str]:

@@ -10,9 +10,11 @@ from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from mappings.records import DiaryEntry, InfusionRecord
+from mappings.signals import evaluate
 from service.api import audit
 from service.api.context import principal
 from service.api.patients import _patient_reference
+from service.api.signals import rules
 from service.api.sync import runtime
 from service.observability import current_request_id
 from service.report import (
@@ -25,6 +27,7 @@ from service.report import (
     render_page,
 )
 from service.schemas import ClinicalDateTime, RecordKind
+from service.signals import one_patient
 from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("report", __name__, url_prefix="/patients")
@@ -86,6 +89,8 @@ def report(patient: str) -> Response:
         parse_symptoms(query["symptoms"]),
         query["since"],
         query["until"],
+        # Signals over what was pulled: the page opens with the active ones.
+        signals=evaluate(one_patient([*diary.records, *infusions.records]), rules()),
     )
     audit.note("read", RecordKind.DIARY_ENTRY.value, [reference], len(diary.records))
     audit.note("read", RecordKind.INFUSION.value, [reference], len(infusions.records))

@@ -19,6 +19,8 @@ GAP = timedelta(days=3)
 SEVERITY_MAX = 3
 INFUSION_COLOUR = "#7b61c4"
 REACTION_COLOUR = "#c62828"
+SIGNAL_COLOUR = "#ef6c00"
+INFO_COLOUR = "#1565c0"
 LINE_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6d4c41", "#00838f", "#ad1457")
 # matplotlib's own state (font cache, rcParams) is shared by threads: draw one chart at a time.
 _LOCK = threading.Lock()
@@ -101,11 +103,31 @@ def _mark_reactions(axes: list[Axes], data: ReportData, top: float) -> None:
     )
 
 
+def _mark_signals(axes: list[Axes], data: ReportData, end: datetime | None) -> None:
+    # Care-team signals as a band from opening to resolution (or the chart's end) on the MG-ADL
+    # panel: alarms in orange, information (wear-off) in blue; the page lists what they mean.
+    ax = axes[0]
+    labelled: set[bool] = set()
+    for mark in data.signals:
+        stop = mark.resolved_at or end or mark.opened_at
+        colour = SIGNAL_COLOUR if mark.alarm else INFO_COLOUR
+        label = None
+        if mark.alarm not in labelled:
+            labelled.add(mark.alarm)
+            label = "care-team signal" if mark.alarm else "information for review (wear-off)"
+        if stop > mark.opened_at:
+            ax.axvspan(_num(mark.opened_at), _num(stop), ymin=0.9, ymax=0.97, color=colour,
+                       alpha=0.8 if mark.active else 0.35, label=label)  # fmt: skip
+        ax.plot(_num(mark.opened_at), 21.0, linestyle="none", marker="D", markersize=6,
+                color=colour, label=None)  # fmt: skip
+
+
 def _x_limits(data: ReportData) -> tuple[datetime, datetime] | None:
     times = [p.at for s in (data.mg_adl, *data.ratings, *data.severities) for p in s.points]
     times += [span.start for span in data.infusions]
     times += [span.end for span in data.infusions if span.end is not None]
     times += [m.onset for m in data.reactions]
+    times += [m.opened_at for m in data.signals]
     low = data.since or (min(times) if times else None)
     high = data.until or (max(times) if times else None)
     if low is None or high is None:
@@ -142,6 +164,7 @@ def draw(data: ReportData, fmt: ImageFormat, width_in: float = 11.0) -> bytes:
         _mark_infusions(axes, data)
         _mark_reactions(axes, data, 23.0)
         limits = _x_limits(data)
+        _mark_signals(axes, data, limits[1] if limits else None)
         if limits is not None:
             axes[-1].set_xlim(_num(limits[0]), _num(limits[1]))
         locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]

@@ -12,6 +12,7 @@ from datetime import datetime
 from statistics import fmean
 
 from mappings.records import DiaryEntry, InfusionRecord, InfusionStatus, Symptom
+from mappings.signals import Signal
 
 RATINGS = ("fatigue", "muscle_weakness")  # the 0-10 ratings of a diary entry
 DEFAULT_SYMPTOMS = RATINGS
@@ -86,6 +87,41 @@ class ReactionMark:
 
 
 @dataclass(frozen=True)
+class SignalMark:
+    """A care-team signal (a prompt for review, not a diagnosis) from its opening to resolution."""
+
+    rule: str
+    title: str
+    text: str
+    severity: str
+    alarm: bool
+    active: bool
+    opened_at: datetime
+    resolved_at: datetime | None
+
+
+def signal_marks(signals: Sequence[Signal]) -> tuple[SignalMark, ...]:
+    """Active signals first, then alarms before information, high severity first, newest first."""
+    marks = [
+        SignalMark(
+            s.rule.id,
+            s.rule.title,
+            s.rule.text,
+            s.rule.severity,
+            s.rule.alarm,
+            s.active,
+            s.opened_at,
+            s.resolved_at,
+        )
+        for s in signals
+    ]
+    marks.sort(key=lambda m: m.opened_at, reverse=True)
+    rank = {"high": 0, "moderate": 1, "low": 2}
+    marks.sort(key=lambda m: (not m.active, not m.alarm, rank.get(m.severity, 3)))
+    return tuple(marks)
+
+
+@dataclass(frozen=True)
 class CycleRow:
     """Mean scores of the entries recorded some days before the next infusion."""
 
@@ -107,6 +143,12 @@ class ReportData:
     entry_count: int
     since: datetime | None
     until: datetime | None
+    signals: tuple[SignalMark, ...] = ()  # prompts for the care team, shown first
+
+    @property
+    def active_signals(self) -> tuple[SignalMark, ...]:
+        """The signals that still hold."""
+        return tuple(m for m in self.signals if m.active)
 
 
 def _label(name: str) -> str:
@@ -219,6 +261,7 @@ def build_report(
     names: Sequence[str] = DEFAULT_SYMPTOMS,
     since: datetime | None = None,
     until: datetime | None = None,
+    signals: Sequence[Signal] = (),
 ) -> ReportData:
     """The report of the entries in the window; infusions are all the patient's, so the days
     to the next infusion are right at the window's end too."""
@@ -244,4 +287,7 @@ def build_report(
         entry_count=len(entries),
         since=since,
         until=until,
+        signals=signal_marks(
+            [s for s in signals if s.active or _overlaps(s.opened_at, s.resolved_at, since, until)]
+        ),
     )

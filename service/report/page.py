@@ -12,6 +12,10 @@ from service.report.data import ReportData
 
 # Nothing on the page may load from elsewhere: it must work offline and leak nothing.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+SIGNALS_NOTICE = (
+    "Signals are prompts for review by the care team, not diagnoses and not advice to the "
+    "patient; nothing is sent to the patient."
+)
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -32,6 +36,9 @@ TEMPLATE = """<!DOCTYPE html>
  th:first-child, td:first-child { text-align: left; }
  caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
  .key span { display: inline-block; margin-right: 1.2rem; }
+ #signals { border-left: 4px solid #ef6c00; padding-left: .8rem; }
+ #signals h2 { font-size: 1.1rem; }
+ .notice { color: #555; font-size: .9rem; }
  .swatch { width: 1rem; height: .8rem; vertical-align: middle; display: inline-block; }
 </style>
 </head>
@@ -41,9 +48,30 @@ TEMPLATE = """<!DOCTYPE html>
  {{ data.infusions | length }} infusions &middot; {{ data.reactions | length }} infusion reactions
  {%- if unreadable %} &middot; {{ unreadable }} record(s) on the server could not be read
  {%- endif %}</p>
+<section id="signals">
+<h2>Signals for review by the care team</h2>
+<p class="notice">{{ notice }}</p>
+{%- if data.active_signals %}
+<ul>
+{%- for mark in data.active_signals %}
+<li class="signal {{ 'alarm' if mark.alarm else 'info' }}"><strong>{{ mark.title }}</strong>
+ ({{ mark.severity }}, since {{ when(mark.opened_at) }}): {{ mark.text }}</li>
+{%- endfor %}
+</ul>
+{%- else %}
+<p>No active signals.</p>
+{%- endif %}
+{%- set resolved = data.signals | rejectattr("active") | list %}
+{%- if resolved %}
+<p>Resolved in this period:
+{%- for mark in resolved %} {{ mark.title }} ({{ when(mark.opened_at) }} to
+ {{ when(mark.resolved_at) }}){{ ";" if not loop.last else "." }}{% endfor %}</p>
+{%- endif %}
+</section>
 <p class="key"><span><i class="swatch" style="background:#7b61c4;opacity:.4"></i>
  infusion, start to end</span><span style="color:#c62828">&#9660; infusion reaction (IVIG flu),
- at onset</span></p>
+ at onset</span><span style="color:#ef6c00">&#9670; care-team signal, opened</span>
+ <span style="color:#1565c0">&#9670; information for review</span></p>
 <figure id="report-chart" role="img" aria-label="MG-ADL total and {{ names }} over time,
  with infusion periods and infusion reactions marked">{{ chart }}</figure>
 
@@ -127,4 +155,5 @@ def render_page(
         png_href=png_href,
         svg_href=svg_href,
         unreadable=unreadable,
+        notice=SIGNALS_NOTICE,
     )

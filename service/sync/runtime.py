@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mappings.signals import RuleSet
 from service.config import FhirServerSettings
 from service.fhir_client import BreakerState, FhirClient
-from service.sync.push import Pusher
+from service.signals.push import Touched, push_signals
+from service.sync.push import Delivery, Outcome, Pusher
 from service.sync.target import make_client
 from service.sync.worker import DEFAULT_LEASE_SECONDS, Worker
 
 log = logging.getLogger(__name__)
+# Deliveries that change what the server holds, and so maybe the patient's signals.
+CHANGED = (Outcome.CREATED, Outcome.UPDATED, Outcome.RETRACTED)
 
 
 class SyncRuntime:
@@ -26,11 +31,13 @@ class SyncRuntime:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         batch_size: int = 50,
+        signal_rules: RuleSet | None = None,
     ) -> None:
         self.fhir = fhir
         self.sessions = sessions
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
+        self.signal_rules = signal_rules  # None: signals are not pushed
         self._client: FhirClient | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -71,7 +78,34 @@ class SyncRuntime:
             batch_size=self.batch_size,
             lease_seconds=self.lease_seconds,
             name=name,
+            after_delivery=self._push_signals(request_id),
         )
+
+    def _push_signals(self, request_id: str | None) -> Callable[[list[Delivery]], None] | None:
+        rules = self.signal_rules
+        if rules is None:
+            return None
+
+        def push(deliveries: list[Delivery]) -> None:
+            touched = [
+                Touched(d.entry.namespace, d.entry.kind, d.entry.source_id, d.entry.patient_key)
+                for d in deliveries
+                if d.outcome in CHANGED
+            ]
+            try:
+                push_signals(
+                    self.sessions,
+                    self.client,
+                    rules,
+                    touched,
+                    method=self.fhir.push_strategy,
+                    request_id=request_id,
+                )
+            except Exception as exc:  # the records are delivered; signals must not undo that
+                # Type only: messages may quote data. The next delivery for the patient retries.
+                log.warning("signals not pushed: %s", type(exc).__name__)
+
+        return push
 
     def start_worker(self) -> None:
         """Run a worker in a daemon thread of this process until stop_worker()."""

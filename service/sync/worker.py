@@ -41,6 +41,7 @@ class Worker:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         idle_seconds: float = 2.0,
         name: str | None = None,
+        after_delivery: Callable[[list[Delivery]], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.make_pusher = make_pusher
@@ -48,6 +49,8 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.idle_seconds = idle_seconds
         self.name = name or worker_name()
+        # Called with each delivered batch (signals for the care team); must not raise.
+        self.after_delivery = after_delivery
         self._pusher: Pusher | None = None
 
     @property
@@ -66,7 +69,11 @@ class Worker:
         if not claimed:
             return []
         with self._heartbeat(claimed):
-            return deliver(self.sessions, self.pusher, claimed)
+            delivered = deliver(self.sessions, self.pusher, claimed)
+        if self.after_delivery is not None:
+            # After the lease work: the records are delivered whatever the signals do.
+            self.after_delivery(delivered)
+        return delivered
 
     @contextmanager
     def _heartbeat(self, claimed: Sequence[ClaimedEntry]) -> Iterator[None]:
