@@ -1,0 +1,120 @@
+"""The runtime validator (mappings.validate.check) is at least as strict as fhir.resources.
+
+On a deterministic corpus of >= 10,000 mutants of the golden resources, every mutant that
+fhir.resources (the reference, model_validate) rejects is rejected by the runtime validator
+too, and every bad required-binding value is rejected (fhir.resources lets those pass).
+The counts are printed (pytest -s) for the closing note of issue 12.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import time
+
+import pytest
+
+from mappings.context import FhirVersion
+from mappings.errors import InvalidResource
+from mappings.validate import (
+    check,
+    check_bundle,
+    reference_check,
+    validate_bundle,
+    validate_resource,
+)
+from tests.unit.mappings.mutants import corpus, golden_resources
+
+
+def test_golden_resources_pass_both_validators() -> None:
+    for version, resource in golden_resources():
+        assert reference_check(resource, version) is None
+        assert check(resource, version, emit=True) is None, resource["resourceType"]
+
+
+def test_differential_mutants_never_more_lenient_than_fhir_resources() -> None:
+    started = time.perf_counter()
+    mutants = corpus()
+    assert len(mutants) >= 10_000
+    by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    lenient: list[tuple[str, str]] = []
+    binding_missed: list[str] = []
+    counts = collections.Counter[str]()
+    for m in mutants:
+        ref = reference_check(m.resource, m.version) is not None
+        fast = check(m.resource, m.version, emit=True) is not None
+        counts["mutants"] += 1
+        counts["rejected by fhir.resources"] += ref
+        counts["rejected by runtime validator"] += fast
+        counts["stricter (runtime rejects, fhir.resources accepts)"] += fast and not ref
+        by_kind[m.kind]["mutants"] += 1
+        by_kind[m.kind]["fhir.resources"] += ref
+        by_kind[m.kind]["runtime"] += fast
+        if ref and not fast:
+            lenient.append((m.kind, str(m.resource)[:300]))
+        if m.binding:
+            counts["required-binding mutants"] += 1
+            if not fast:
+                binding_missed.append(str(m.resource)[:300])
+    counts["more lenient (fhir.resources rejects, runtime accepts)"] = len(lenient)
+    print(f"\ndifferential validation ({time.perf_counter() - started:.1f} s):")
+    for label, n in counts.items():
+        print(f"  {label}: {n}")
+    for kind, c in sorted(by_kind.items()):
+        print(f"  {kind:<16} {dict(c)}")
+    assert counts["required-binding mutants"] > 300
+    assert not lenient, lenient[:3]
+    assert not binding_missed, binding_missed[:3]
+    # the corpus is not trivially valid: most mutants are real defects for the reference too
+    assert counts["rejected by fhir.resources"] > counts["mutants"] // 2
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+def test_bogus_status_refused_before_sending(version: FhirVersion) -> None:
+    resource = next(r for v, r in golden_resources() if v == version and "status" in r)
+    bogus = {**resource, "status": "bogus"}
+    assert reference_check(bogus, version) is None  # what fhir.resources misses
+    with pytest.raises(InvalidResource, match="required value set"):
+        validate_resource(bogus, version)
+
+
+def test_units_we_send_are_ucum() -> None:
+    version, resource = next(
+        (v, r) for v, r in golden_resources() if v == FhirVersion.R4 and "valueQuantity" in r
+    )
+    other = copy.deepcopy(resource)
+    other["valueQuantity"]["system"] = "http://example.org/units"
+    assert check(resource, version, emit=True) is None
+    assert "UCUM" in (check(other, version, emit=True) or "")
+    assert check(other, version) is None  # what others send us may use other unit systems
+
+
+@pytest.mark.parametrize("field,value", [("type", "bogus"), ("method", "FETCH")])
+def test_bundle_type_and_request_method_bound(field: str, value: str) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:7513b3b9-d3e5-5923-8e70-275269d8fc1c",
+                "resource": {"resourceType": "Observation", "status": "final"},
+                "request": {"method": "PUT", "url": "Observation/x"},
+            }
+        ],
+    }
+    assert check_bundle(bundle, FhirVersion.R4) is None  # entries' resources checked before
+    if field == "type":
+        bundle["type"] = value
+    else:
+        bundle["entry"][0]["request"]["method"] = value
+    with pytest.raises(InvalidResource, match="required value set"):
+        validate_bundle(bundle, FhirVersion.R4)
+
+
+def test_unimplemented_types_fall_back_to_fhir_resources() -> None:
+    resource = next(r for v, r in golden_resources() if v == FhirVersion.R4 and "code" in r)
+    narrative = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}
+    assert check({**resource, "text": narrative}, FhirVersion.R4) is None
+    bad = {**resource, "text": {**narrative, "div": 5}}
+    assert check(bad, FhirVersion.R4) is not None
+    assert check({**resource, "text": {**narrative, "status": "bogus"}}, FhirVersion.R4)
