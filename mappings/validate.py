@@ -169,8 +169,8 @@ _PRIMITIVES: dict[str, typing.Callable[[Any], None]] = {
 # --- compiled schemas ------------------------------------------------------------------------
 
 
-# (is an array, checker, choice group name or None); a tuple is the cheapest to unpack.
-_Field = tuple[bool, typing.Callable[[Any], None], str | None]
+# One checker per element; arrays are checked by _each around the item checker.
+_Field = typing.Callable[[Any], None]
 
 
 @dataclass(slots=True)
@@ -179,8 +179,8 @@ class _Schema:
     resource_type: str | None
     fields: dict[str, _Field] = field(default_factory=dict)
     required: tuple[str, ...] = ()
-    # choice groups that need one value: name -> the elements of the group
-    required_choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    group_of: dict[str, str] = field(default_factory=dict)  # choice element -> its group
+    required_choices: tuple[str, ...] = ()  # choice groups that need one value
     post: typing.Callable[[dict[str, Any]], None] | None = None
 
 
@@ -297,13 +297,9 @@ def _compile_cached(cls: Any, mode: _Mode) -> _Schema:
             ext_check = nested(ext_model) if ext_model is not None else _unimplemented
             if many:
                 # a list of extensions parallel to a primitive list: null keeps the positions
-                schema.fields[alias] = (
-                    False,
-                    lambda v, c=ext_check: _parallel(v, c),  # type: ignore[misc]
-                    None,
-                )
+                schema.fields[alias] = lambda v, c=ext_check: _parallel(v, c)  # type: ignore[misc]
             else:
-                schema.fields[alias] = (False, ext_check, None)
+                schema.fields[alias] = _single(ext_check)
             continue
         if not extra.get("element_property", False):
             continue  # fhir_comments: not a FHIR element, so not accepted
@@ -323,15 +319,16 @@ def _compile_cached(cls: Any, mode: _Mode) -> _Schema:
             if allowed is not None:
                 check = _bound(check, allowed, f"{cls.__name__}.{alias}")
         group = extra.get("one_of_many") or None
-        schema.fields[alias] = (many, check, group)
+        schema.fields[alias] = _many(check) if many else _single(check)
         if info.is_required() or extra.get("element_required"):
             required.append(alias)
         if group:
+            schema.group_of[alias] = group
             names, req = choices.setdefault(group, ([], False))
             names.append(alias)
             choices[group] = (names, req or bool(extra.get("one_of_many_required")))
     schema.required = tuple(required)
-    schema.required_choices = {g: tuple(n) for g, (n, r) in choices.items() if r}
+    schema.required_choices = tuple(g for g, (_, r) in choices.items() if r)
     if cls.__name__ in ("Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity"):
         schema.post = _quantity_post(mode.emit)
     elif is_resource and "contained" in schema.fields:
@@ -422,50 +419,58 @@ def _any_resource(mode: _Mode) -> typing.Callable[[Any], None]:
     return check
 
 
+def _many(check: typing.Callable[[Any], None]) -> _Field:
+    def each(value: Any) -> None:
+        if type(value) is not list or not value:
+            _fail("expected a non-empty array")
+        for i, item in enumerate(value):
+            try:
+                check(item)
+            except _Invalid as err:
+                err.path.append(f"[{i}]")
+                raise
+
+    return each
+
+
+def _single(check: typing.Callable[[Any], None]) -> _Field:
+    def one(value: Any) -> None:
+        if type(value) is list:
+            _fail("expected one value, not an array")
+        check(value)
+
+    return one
+
+
 def _walk(schema: _Schema, node: Any) -> None:
     if type(node) is not dict or not node:
         _fail(f"{schema.name}: expected a non-empty object")
     fields = schema.fields
-    groups: set[str] | None = None
-    for key, value in node.items():
-        f = fields.get(key)
-        try:
-            if f is None:
-                if key == "resourceType" and schema.resource_type is not None:
-                    if value != schema.resource_type:
-                        _fail(f"resourceType is not {schema.resource_type}")
-                    continue
-                _fail("unknown element")
-            many, check, group = f
-            if group is not None:
-                if groups is None:
-                    groups = {group}
-                elif group in groups:
-                    _fail(f"a second value for {group}[x]")
-                else:
-                    groups.add(group)
-            if many:
-                if type(value) is not list or not value:
-                    _fail("expected a non-empty array")
-                for i, item in enumerate(value):
-                    try:
-                        check(item)
-                    except _Invalid as err:
-                        err.path.append(f"[{i}]")
-                        raise
+    key = ""
+    try:  # one try for the whole loop: `key` names the element that failed
+        for key, value in node.items():
+            f = fields.get(key)
+            if f is not None:
+                f(value)
+            elif key == "resourceType" and schema.resource_type is not None:
+                if value != schema.resource_type:
+                    _fail(f"resourceType is not {schema.resource_type}")
             else:
-                if type(value) is list:
-                    _fail("expected one value, not an array")
-                check(value)
-        except _Invalid as err:
-            err.path.append(f".{key}")
-            raise
+                _fail("unknown element")
+    except _Invalid as err:
+        err.path.append(f".{key}")
+        raise
     for name in schema.required:
         if name not in node:
             _fail(f"{schema.name}.{name} is required")
-    for group in schema.required_choices:
-        if groups is None or group not in groups:
-            _fail(f"{schema.name}.{group}[x] is required")
+    group_of = schema.group_of
+    if group_of:
+        groups = [group_of[k] for k in node if k in group_of]
+        if len(groups) != len(set(groups)):
+            _fail(f"{schema.name}: two values for one choice element [x]")
+        for group in schema.required_choices:
+            if group not in groups:
+                _fail(f"{schema.name}.{group}[x] is required")
     if schema.post is not None:
         schema.post(node)
 
