@@ -11,8 +11,14 @@ from __future__ import annotations
 import collections
 import copy
 import time
+import typing
+from importlib import resources
+from typing import Any
 
 import pytest
+import yaml
+from fhir.resources import get_fhir_model_class as r5_model_class
+from fhir.resources.R4B import get_fhir_model_class as r4b_model_class
 
 from mappings.context import FhirVersion
 from mappings.errors import InvalidResource
@@ -118,3 +124,68 @@ def test_unimplemented_types_fall_back_to_fhir_resources() -> None:
     bad = {**resource, "text": {**narrative, "div": 5}}
     assert check(bad, FhirVersion.R4) is not None
     assert check({**resource, "text": {**narrative, "status": "bogus"}}, FhirVersion.R4)
+
+
+def _bindings_file() -> dict[str, Any]:
+    text = resources.files("mappings.codes").joinpath("bindings.yaml").read_text("utf-8")
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def _model_of(resource_type: str, version: FhirVersion) -> Any:
+    return (r4b_model_class if version == FhirVersion.R4 else r5_model_class)(resource_type)
+
+
+def _coded_elements(node: Any, cls: Any, version: FhirVersion, out: set[str]) -> None:
+    """Model.element of every element with a code list in fhir.resources that our output uses."""
+    if isinstance(node, list):
+        for item in node:
+            _coded_elements(item, cls, version, out)
+        return
+    if not isinstance(node, dict):
+        return
+    if "resourceType" in node and cls.__name__ in ("Resource", "ResourceType"):
+        cls = _model_of(node["resourceType"], version)
+    by_alias = {(info.alias or name): info for name, info in cls.model_fields.items()}
+    for key, value in node.items():
+        info = by_alias.get(key)
+        if info is None:
+            continue
+        if "enum_values" in (info.json_schema_extra or {}):
+            out.add(f"{cls.__name__}.{key}")
+        inner = [a for a in _flatten(info.annotation) if hasattr(a, "get_model_klass")]
+        if inner:
+            _coded_elements(value, inner[0].get_model_klass(), version, out)
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    return [leaf for a in args for leaf in _flatten(a)]
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+def test_every_coded_element_we_emit_has_its_required_binding(version: FhirVersion) -> None:
+    table = _bindings_file()[str(version)]
+    used: set[str] = set()
+    for v, resource in golden_resources():
+        if v == version:
+            _coded_elements(resource, _model_of(resource["resourceType"], v), v, used)
+    assert used >= {"Observation.status", "MedicationAdministration.status", "Bundle.type"}
+    assert used - set(table) == set()
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+def test_binding_data_is_sourced_and_agrees_with_fhir_resources(version: FhirVersion) -> None:
+    compared = 0
+    for key, entry in _bindings_file()[str(version)].items():
+        assert str(entry["source"]).startswith("http://hl7.org/fhir/"), key
+        model, element = key.split(".")
+        # a typo would leave a binding silently unchecked: every key names a real element
+        fields = {(i.alias or n): i for n, i in _model_of(model, version).model_fields.items()}
+        listed = (fields[element].json_schema_extra or {}).get("enum_values")
+        if listed and "+" not in listed:  # fhir.resources' list is complete: it must agree
+            assert set(map(str, entry["codes"])) == set(listed), key
+            compared += 1
+    assert compared >= 10
