@@ -19,9 +19,12 @@ import pytest
 import yaml
 from fhir.resources import get_fhir_model_class as r5_model_class
 from fhir.resources.R4B import get_fhir_model_class as r4b_model_class
+from hypothesis import HealthCheck, given, settings
 
-from mappings.context import FhirVersion
+from mappings import to_resources
+from mappings.context import FhirVersion, MappingContext
 from mappings.errors import InvalidResource
+from mappings.records import DiaryEntry, InfusionRecord
 from mappings.validate import (
     check,
     check_bundle,
@@ -30,6 +33,7 @@ from mappings.validate import (
     validate_resource,
 )
 from tests.unit.mappings.mutants import corpus, golden_resources
+from tests.unit.mappings.strategies import diary_entries, infusion_records
 
 
 def test_golden_resources_pass_both_validators() -> None:
@@ -197,3 +201,16 @@ def test_binding_data_is_sourced_and_agrees_with_fhir_resources(version: FhirVer
             assert set(map(str, entry["codes"])) == set(listed), key
             compared += 1
     assert compared >= 10
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entry=diary_entries(), record=infusion_records())
+def test_mapper_output_passes_both_validators(
+    version: FhirVersion, entry: DiaryEntry, record: InfusionRecord
+) -> None:
+    # the runtime validator is stricter, so it must never refuse what the mapper makes
+    # (to_resources raises InvalidResource otherwise); fhir.resources agrees on each resource
+    ctx = MappingContext("prop-app", "https://prop-app.example/diary", version)
+    for resource in to_resources([entry, record], ctx):
+        assert reference_check(resource, version) is None
