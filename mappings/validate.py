@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from functools import cache
@@ -214,7 +215,7 @@ def _unwrap(annotation: Any) -> tuple[bool, Any, tuple[Any, ...]]:
     tp = annotation
     while True:
         origin = typing.get_origin(tp)
-        if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        if origin is typing.Union or origin is types.UnionType:
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             tp = args[0]
             continue
@@ -315,9 +316,12 @@ def _compile_cached(cls: Any, mode: _Mode) -> _Schema:
                     check = _reference_check(check, frozenset(extra["enum_reference_types"]))
         else:
             check = _primitive_checker(base, meta, mode)
-            allowed = bindings.get(f"{cls.__name__}.{alias}")
-            if allowed is not None:
-                check = _bound(check, allowed, f"{cls.__name__}.{alias}")
+            # a binding on a type holds for its subtypes too (Quantity.comparator -> Age, ...)
+            for owner in cls.__mro__:
+                allowed = bindings.get(f"{owner.__name__}.{alias}")
+                if allowed is not None:
+                    check = _bound(check, allowed, f"{owner.__name__}.{alias}")
+                    break
         group = extra.get("one_of_many") or None
         # every checker refuses a list itself (primitives check the JSON type, _walk wants an
         # object), so a single element needs no wrapper: one call less per element
