@@ -66,13 +66,9 @@ def map_only(records: tuple[Record, ...], ctx: MappingContext) -> list[dict[str,
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--copies", type=int, default=10, help="golden records repeated")
-    args = parser.parse_args()
-    records = (*DIARY_WEEK, *IVIG_COURSE) * args.copies
-
+def measure(rounds: int = 15, copies: int = 10) -> dict[str, float]:
+    """The conversion row's rates and ratios (for bench/run_all.py or any caller)."""
+    records = (*DIARY_WEEK, *IVIG_COURSE) * copies
     ctx4 = MappingContext("bench-app", "https://bench.example", FhirVersion.R4)
     n = len(to_resources(records, ctx4))
 
@@ -90,19 +86,18 @@ def main() -> None:
             assert error is None, error
             dumps(r)
 
-    t_ref = best_of(args.rounds, reference)
-    t_new = best_of(args.rounds, runtime)
-    t_old = best_of(max(3, args.rounds // 3), old)
-    print(f"conversion in-process, R4: {len(records)} records -> {n} resources ({SERIALISER})")
-    print(f"  {'path':<52} {'res/s':>9} {'ratio vs ref':>13}")
-    for label, t in (
-        (f"reference: map, no validation, {SERIALISER}", t_ref),
-        ("map + runtime validator (mappings.validate)", t_new),
-        ("map + fhir.resources model_validate (old path)", t_old),
-    ):
-        print(f"  {label:<52} {n / t:9.0f} {t_ref / t:13.2f}")
-    print(f"  runtime path vs old path: {t_old / t_new:.1f}x faster")
-
+    t_ref = best_of(rounds, reference)
+    t_new = best_of(rounds, runtime)
+    t_old = best_of(max(3, rounds // 3), old)
+    out = {
+        "records": len(records),
+        "resources": n,
+        "reference_res_s": n / t_ref,
+        "runtime_res_s": n / t_new,
+        "old_res_s": n / t_old,
+        "ratio_runtime": t_ref / t_new,
+        "ratio_old": t_ref / t_old,
+    }
     for version in (FhirVersion.R4, FhirVersion.R5):
         ctx = MappingContext("bench-app", "https://bench.example", version)
         resources = map_only(records, ctx)
@@ -115,12 +110,37 @@ def main() -> None:
             for r in resources:
                 reference_check(r, v)
 
-        t_fast = best_of(args.rounds, fast)
-        t_slow = best_of(max(3, args.rounds // 3), slow)
-        m = len(resources)
+        out[f"validate_{version}_runtime_res_s"] = len(resources) / best_of(rounds, fast)
+        out[f"validate_{version}_fhir_resources_res_s"] = len(resources) / best_of(
+            max(3, rounds // 3), slow
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--copies", type=int, default=10, help="golden records repeated")
+    args = parser.parse_args()
+    m = measure(args.rounds, args.copies)
+    print(
+        f"conversion in-process, R4: {m['records']:.0f} records -> {m['resources']:.0f} "
+        f"resources ({SERIALISER})"
+    )
+    print(f"  {'path':<52} {'res/s':>9} {'ratio vs ref':>13}")
+    for label, rate, ratio in (
+        (f"reference: map, no validation, {SERIALISER}", m["reference_res_s"], 1.0),
+        ("map + runtime validator (mappings.validate)", m["runtime_res_s"], m["ratio_runtime"]),
+        ("map + fhir.resources model_validate (old path)", m["old_res_s"], m["ratio_old"]),
+    ):
+        print(f"  {label:<52} {rate:9.0f} {ratio:13.2f}")
+    print(f"  runtime path vs old path: {m['runtime_res_s'] / m['old_res_s']:.1f}x faster")
+    for version in (FhirVersion.R4, FhirVersion.R5):
+        fast = m[f"validate_{version}_runtime_res_s"]
+        slow = m[f"validate_{version}_fhir_resources_res_s"]
         print(
-            f"validation only, {version}: runtime {m / t_fast:8.0f} res/s, "
-            f"fhir.resources {m / t_slow:7.0f} res/s ({t_slow / t_fast:.1f}x)"
+            f"validation only, {version}: runtime {fast:8.0f} res/s, "
+            f"fhir.resources {slow:7.0f} res/s ({fast / slow:.1f}x)"
         )
 
 
