@@ -5,7 +5,8 @@ per model class from fhir.resources' own metadata (element names, types, cardina
 and choice elements, reference targets), stricter than `model_validate` and much faster, since
 fhir.resources re-enters pydantic for every nested element (86% of conversion time, issue 12).
 It also checks the required bindings of mappings/codes/bindings.yaml, which fhir.resources does
-not (its code lists are truncated), and, on what we emit, that every unit is UCUM from ucum.yaml.
+not (its code lists are truncated), and, on what we emit, that every unit is UCUM.
+Error texts name the element, never its value (no patient data in answers or logs).
 Elements whose primitive type it does not implement (xhtml, base64Binary, url, uuid, ...) send
 the whole resource to fhir.resources as well, so an unknown shape is never checked less.
 fhir.resources stays the reference: reference_check(), and the differential test in
@@ -259,7 +260,7 @@ def _reference_check(
             return
         m = _REFERENCE.fullmatch(ref)
         if m is None:
-            _fail(f"not a literal reference: {ref[:80]!r}")
+            _fail("not a literal reference (Type/id, an absolute URL to one, or urn:uuid)")
         if not any_target and m.group(1) not in targets:
             _fail(f"reference to {m.group(1)} is not allowed here")
 
@@ -360,7 +361,7 @@ def _bound(
     def bound(v: Any) -> None:
         check(v)
         if v not in allowed:
-            _fail(f"{v!r} is not in the required value set of {where}")
+            _fail(f"not in the required value set of {where}")
 
     return bound
 
@@ -400,7 +401,7 @@ def _check_contained_refs(node: dict[str, Any]) -> None:
     ids = {f"#{c.get('id')}" for c in contained}
     for ref in refs:
         if ref != "#" and ref not in ids:
-            _fail(f"{ref} names no contained resource")
+            _fail("a #reference names no contained resource")
 
 
 def _opaque_resource(v: Any) -> None:
@@ -419,7 +420,7 @@ def _any_resource(mode: _Mode) -> typing.Callable[[Any], None]:
         try:
             schema = _schema_of(rtype, mode)
         except (KeyError, ValueError):
-            _fail(f"unknown resourceType {rtype!r}")
+            _fail(f"unknown resourceType {rtype[:40]!r}")
         _walk(schema, v)
 
     return check
