@@ -1,5 +1,5 @@
 """Print how fast the mapping core converts records -> resources (with and without the
-fhir.resources validation) and resources -> records.
+runtime validation, mappings/validate.py) and resources -> records.
 
 Run: .venv/bin/python bench/bench_convert_mappings.py
 """
@@ -50,7 +50,7 @@ def main() -> None:
 
         timed("  map only (no validation)", n, unvalidated)
         timed(
-            "  to_resources (map + fhir.resources validation)",
+            "  to_resources (map + runtime validation)",
             n,
             lambda ctx=ctx: to_resources(records, ctx),
         )

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from mappings.context import MappingContext
 from mappings.errors import MappingError
 from mappings.identifiers import business_identifier
+from mappings.validate import validate_bundle
 
 JSON = dict[str, Any]
 
@@ -31,12 +32,13 @@ def full_url(resource: JSON) -> str:
 
 def collection_bundle(resources: Iterable[JSON], ctx: MappingContext) -> JSON:
     """A Bundle of type collection holding the resources as they are."""
-    del ctx  # same shape in R4 and R5
-    return {
+    bundle = {
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [{"fullUrl": full_url(r), "resource": r} for r in resources],
     }
+    validate_bundle(bundle, ctx.fhir_version)  # Bundle.type etc.; entries were checked
+    return bundle
 
 
 def identifier_token(resource: JSON) -> str:
@@ -64,7 +66,6 @@ def transaction_bundle(
     resources: Iterable[JSON], ctx: MappingContext, strategy: TransactionStrategy | str
 ) -> JSON:
     """A transaction Bundle writing each resource with the chosen strategy."""
-    del ctx  # same shape in R4 and R5
     try:
         how = TransactionStrategy(strategy)
     except ValueError:
@@ -87,4 +88,7 @@ def transaction_bundle(
             else:
                 request = {"method": "PUT", "url": f"{rtype}?{identifier_token(r)}"}
         entries.append({"fullUrl": full_url(r), "resource": body, "request": request})
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    # required bindings (Bundle.type, request.method) before it leaves; entries were checked
+    validate_bundle(bundle, ctx.fhir_version)
+    return bundle

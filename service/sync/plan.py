@@ -15,6 +15,8 @@ from typing import Any
 
 from mappings import business_identifier
 from mappings.bundle import full_url, identifier_token
+from mappings.context import FhirVersion
+from mappings.validate import validate_bundle
 from service.store import ResourceState, content_hash
 
 JSON = dict[str, Any]
@@ -133,7 +135,7 @@ def plan_record(
 
 def transaction_of(plans: Iterable[RecordPlan], kind: str = "transaction") -> JSON:
     """One Bundle (transaction or batch) with every planned write of the given records."""
-    return {
+    bundle = {
         "resourceType": "Bundle",
         "type": kind,
         "entry": [
@@ -142,6 +144,11 @@ def transaction_of(plans: Iterable[RecordPlan], kind: str = "transaction") -> JS
             for w in plan.writes
         ],
     }
+    # Bundle.type and request.method are required bindings, checked before the Bundle leaves
+    # (the resources were validated when mapped). These envelope elements are the same in R4
+    # and R5, so the R4 metadata serves both.
+    validate_bundle(bundle, FhirVersion.R4)
+    return bundle
 
 
 def chunks(plans: Sequence[RecordPlan], max_entries: int) -> list[list[int]]:

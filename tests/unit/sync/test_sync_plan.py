@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from mappings import business_identifier, record_to_resources
+from mappings.errors import InvalidResource
 from service.store import ResourceState, content_hash
 from service.sync.plan import chunks, plan_record, transaction_of
 from tests.unit.mappings.samples import ENTRY, INFUSION, ctx
@@ -99,3 +102,13 @@ def test_chunks_never_split_a_record_and_skip_empty_plans() -> None:
     assert groups == [[0, 2], [3]]
     bundle = transaction_of([big, big])
     assert bundle["type"] == "transaction" and len(bundle["entry"]) == 2 * big.size
+
+
+def test_a_bundle_with_a_bad_request_method_never_leaves() -> None:
+    plan = plan_record(record_to_resources(ENTRY, ctx()), [], "update-as-create")
+    assert transaction_of([plan], kind="batch")["type"] == "batch"
+    bogus = replace(plan.writes[0], request={**plan.writes[0].request, "method": "FETCH"})
+    with pytest.raises(InvalidResource, match="required value set"):
+        transaction_of([replace(plan, writes=(bogus,))])
+    with pytest.raises(InvalidResource, match="required value set"):
+        transaction_of([plan], kind="bogus")
