@@ -298,8 +298,28 @@ def _import(args: argparse.Namespace) -> int:
     return 1 if summary.invalid or summary.not_delivered else 0
 
 
+def _publish_terminology(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from service.sync.target import make_client
+    from service.sync.terminology import publish_terminology
+
+    fhir_settings = Settings.from_env().fhir
+    if args.fhir_base_url:
+        fhir_settings = replace(fhir_settings, base_url=args.fhir_base_url)
+    if not fhir_settings.base_url:
+        raise SystemExit("diarybridge publish-terminology: set DIARYBRIDGE_FHIR_BASE_URL")
+    with make_client(fhir_settings) as client:
+        for published in publish_terminology(client):
+            print(
+                f"{published.outcome} CodeSystem/{published.server_id} "
+                f"{published.url}|{published.version}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: serve, worker, convert, export and import."""
+    """The command line: serve, worker, convert, export, import and publish-terminology."""
     parser = argparse.ArgumentParser(prog="diarybridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -361,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--no-push", action="store_true", help="only queue in the outbox")
     imp.add_argument("--batch-size", type=int, default=500, help="records per outbox transaction")
     imp.set_defaults(func=_import)
+
+    pub = sub.add_parser(
+        "publish-terminology",
+        help="write our local CodeSystems to the FHIR server (idempotent: unchanged ones are left)",
+    )
+    pub.add_argument("--fhir-base-url", help="instead of DIARYBRIDGE_FHIR_BASE_URL")
+    pub.set_defaults(func=_publish_terminology)
     return parser
 
 

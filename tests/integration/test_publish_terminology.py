@@ -1,0 +1,73 @@
+"""diarybridge publish-terminology against real FHIR servers: twice gives one CodeSystem per
+url, and the second run writes nothing (same versionId)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from mappings.terminology import code_systems
+from service.cli import main
+from service.config import FhirServerSettings
+from service.sync.target import make_client
+from service.sync.terminology import UNCHANGED, WRITTEN, publish_terminology, server_id
+
+pytestmark = pytest.mark.integration
+
+
+def _by_url(base: str, url: str) -> list[dict[str, Any]]:
+    # Filtered here as well: SEKMET ignores the `url` search parameter (and says so).
+    bundle = requests.get(
+        f"{base}/CodeSystem",
+        params={"url": url, "_count": "200"},
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    ).json()
+    assert not any(link.get("relation") == "next" for link in bundle.get("link", []))
+    resources = [e["resource"] for e in bundle.get("entry", [])]
+    return [r for r in resources if r["resourceType"] == "CodeSystem" and r.get("url") == url]
+
+
+def test_publish_twice_gives_one_codesystem_per_url_unchanged(any_fhir_server: str) -> None:
+    settings = FhirServerSettings(base_url=any_fhir_server)
+    with make_client(settings) as client:
+        first = publish_terminology(client)
+        versions = {
+            p.url: client.read("CodeSystem", p.server_id)["meta"]["versionId"] for p in first
+        }
+        second = publish_terminology(client)
+        after = {p.url: client.read("CodeSystem", p.server_id)["meta"]["versionId"] for p in second}
+    ours = {cs["url"] for cs in code_systems()}
+    assert {p.url for p in first} == ours
+    assert {p.outcome for p in first} <= {WRITTEN, UNCHANGED}
+    assert [p.outcome for p in second] == [UNCHANGED] * len(ours)
+    assert after == versions  # nothing written the second time
+    for url in ours:
+        found = _by_url(any_fhir_server, url)
+        assert len(found) == 1, f"{url}: {len(found)} CodeSystems"
+        assert found[0]["status"] == "active" and found[0]["content"] == "complete"
+
+
+def test_a_changed_definition_is_written_again(fhir_server: str) -> None:
+    cs = code_systems()[0]
+    with make_client(FhirServerSettings(base_url=fhir_server)) as client:
+        publish_terminology(client)
+        stale = {**cs, "id": server_id(cs), "title": "an older title"}
+        client.update(stale)
+        results = {p.url: p.outcome for p in publish_terminology(client)}
+        stored = client.read("CodeSystem", server_id(cs))
+    assert results[cs["url"]] == WRITTEN
+    assert stored["title"] == cs["title"]
+
+
+def test_the_command_prints_each_codesystem(
+    fhir_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish-terminology", "--fhir-base-url", fhir_server]) == 0
+    assert main(["publish-terminology", "--fhir-base-url", fhir_server]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ours = code_systems()
+    assert len(lines) == 2 * len(ours)
+    assert all(line.startswith(UNCHANGED) for line in lines[len(ours) :])
