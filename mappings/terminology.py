@@ -1,15 +1,16 @@
 """Our local CodeSystems as FHIR CodeSystem resources, built from codes/local.yaml.
 
 Published so a clinic's server (and its users) can look up what a local code means. Their
-canonical urls are the systems our resources carry; the base (https://diarybridge.dev/fhir)
-is a name, not a resolvable address, which the descriptions say.
+canonical urls are the systems our resources carry, under the deployment's canonical base
+(mappings.canonical); the default base is a name, not a resolvable address, which the
+descriptions then say.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mappings import code_tables
+from mappings import canonical, code_tables
 
 JSON = dict[str, Any]
 
@@ -69,8 +70,11 @@ def _definition(section: str, key: str, display: str) -> str:
     return display
 
 
-def code_systems() -> list[JSON]:
-    """One CodeSystem resource per local system (id = last url segment), codes in file order."""
+def code_systems(base: str | None = None) -> list[JSON]:
+    """One CodeSystem resource per local system (id = last url segment), codes in file order,
+    under base (default: the deployment's canonical base)."""
+    base = canonical.configured() if base is None else base
+    note = _LOCAL_NOTE if base == canonical.DEFAULT_CANONICAL_BASE else ""
     concepts: dict[str, list[JSON]] = {}
     for section, entries in code_tables.table("local").sections.items():
         for key, entry in entries.items():
@@ -90,14 +94,14 @@ def code_systems() -> list[JSON]:
             {
                 "resourceType": "CodeSystem",
                 "id": cs_id,
-                "url": url,
+                "url": canonical.codesystem_url(url, base),
                 "version": VERSION,
                 "name": "DiaryBridge" + "".join(p.capitalize() for p in cs_id.split("-")),
                 "title": _TITLES.get(cs_id, cs_id),
                 "status": "active",
                 "experimental": False,
                 "publisher": "DiaryBridge",
-                "description": _DESCRIPTIONS.get(cs_id, "DiaryBridge local codes.") + _LOCAL_NOTE,
+                "description": _DESCRIPTIONS.get(cs_id, "DiaryBridge local codes.") + note,
                 "caseSensitive": True,
                 "content": "complete",
                 "count": len(concept),
@@ -107,6 +111,6 @@ def code_systems() -> list[JSON]:
     return out
 
 
-def code_system(cs_id: str) -> JSON | None:
+def code_system(cs_id: str, base: str | None = None) -> JSON | None:
     """The local CodeSystem with this id, or None."""
-    return next((cs for cs in code_systems() if cs["id"] == cs_id), None)
+    return next((cs for cs in code_systems(base) if cs["id"] == cs_id), None)

@@ -14,9 +14,10 @@ from typing import IO, TYPE_CHECKING, Any
 from marshmallow import ValidationError
 
 import mappings
+from mappings import canonical
 from mappings.context import FhirVersion, MappingContext
 from service import json_input
-from service.config import Settings
+from service.config import Settings, canonical_base_from_env
 from service.schemas import RecordKind, flatten_messages, load_records
 
 if TYPE_CHECKING:
@@ -394,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `diarybridge` console script."""
     args = build_parser().parse_args(argv)
+    canonical.configure(canonical_base_from_env())  # where our local CodeSystems live
     result: int = args.func(args)
     return result
 

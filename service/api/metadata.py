@@ -52,7 +52,8 @@ def smart() -> Response:
 @bp.get("/CodeSystem/<cs_id>")
 def local_code_system(cs_id: str) -> Response:
     """One of our local CodeSystems (read-only FHIR read), e.g. /CodeSystem/mg-diary."""
-    body = code_system(cs_id)
+    settings: Settings = current_app.config["SETTINGS"]
+    body = code_system(cs_id, settings.canonical_base)
     if body is None:
         raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such CodeSystem")
     return Response(json.dumps(body), mimetype="application/fhir+json")

@@ -3,11 +3,13 @@ url, and the second run writes nothing (same versionId)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 import requests
 
+from mappings import canonical
 from mappings.terminology import code_systems
 from service.cli import main
 from service.config import FhirServerSettings
@@ -15,6 +17,9 @@ from service.sync.target import make_client
 from service.sync.terminology import UNCHANGED, WRITTEN, publish_terminology, server_id
 
 pytestmark = pytest.mark.integration
+
+TODAY = canonical.DEFAULT_CANONICAL_BASE
+CLINIC = "https://terminology.clinic.example/fhir"
 
 
 def _by_url(base: str, url: str) -> list[dict[str, Any]]:
@@ -71,3 +76,32 @@ def test_the_command_prints_each_codesystem(
     ours = code_systems()
     assert len(lines) == 2 * len(ours)
     assert all(line.startswith(UNCHANGED) for line in lines[len(ours) :])
+
+
+def test_moving_the_base_orphans_nothing_already_on_the_server(
+    fhir_server: str, count_resources: Any
+) -> None:
+    """Resources pushed under today's base, pushed again under another: the same resources
+    (ids and identifiers do not move), now coded under the new base, and still read back."""
+    import json
+    from dataclasses import replace
+
+    import mappings
+    from tests.unit.mappings.samples import INFUSION, ctx
+
+    record = replace(INFUSION, infusion_id=f"base-move-{uuid.uuid4()}")
+    before = mappings.to_resources([record], replace(ctx(), canonical_base=TODAY))
+    after = mappings.to_resources([record], replace(ctx(), canonical_base=CLINIC))
+    with make_client(FhirServerSettings(base_url=fhir_server)) as client:
+        for resource in before + after:
+            client.update(resource)
+        stored = [client.read(r["resourceType"], r["id"]) for r in before]
+    for resource in before:
+        (ident,) = resource["identifier"]
+        assert count_resources(resource["resourceType"], ident["system"], ident["value"]) == 1
+    assert CLINIC + "/CodeSystem/" in json.dumps(stored)
+    canonical.configure(CLINIC)
+    try:
+        assert mappings.from_resources(stored) == [record]
+    finally:
+        canonical.configure(TODAY)
