@@ -104,6 +104,8 @@ def test_malformed_entry_names_file_and_key() -> None:
         ("Paracetamol/codeine 500/30 mg", None),  # a combination is never one substance
         ("Paracetamol and caffeine", None),
         ("Co-codamol", None),
+        ("Hydrocortisone sodium succinate 100 mg injection", "H02AB09"),
+        ("Hydrocortisone 1% cream", None),  # topical: another ATC group, left uncoded
         ("Pyridostigmine bromide 60 mg tablet", None),  # N07AA02 not verified yet
         ("", None),
         (None, None),
