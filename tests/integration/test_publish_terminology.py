@@ -105,3 +105,46 @@ def test_moving_the_base_orphans_nothing_already_on_the_server(
         assert mappings.from_resources(stored) == [record]
     finally:
         canonical.configure(TODAY)
+
+
+def test_premedications_are_found_by_patient_and_time_with_their_infusion_and_atc_code(
+    fhir_server: str,
+) -> None:
+    """The README's standard search for an infusion's premedications (R4 has no partOf search
+    parameter): patient + effective-time around the infusion; partOf and the ATC code say which
+    is which."""
+    from dataclasses import replace
+
+    import mappings
+    from mappings.records import PatientRef
+    from tests.unit.mappings.samples import INFUSION, ctx
+
+    patient = f"Patient/premed-{uuid.uuid4()}"
+    record = replace(INFUSION, patient=PatientRef(reference=patient))
+    resources = mappings.to_resources([record], ctx())
+    with make_client(FhirServerSettings(base_url=fhir_server)) as client:
+        for resource in resources:
+            client.update(resource)
+    found = requests.get(
+        f"{fhir_server}/MedicationAdministration",
+        params=[
+            ("patient", patient),
+            ("effective-time", "ge2026-11-10T00:00:00+01:00"),
+            ("effective-time", "le2026-11-10T23:59:59+01:00"),
+        ],
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    ).json()
+    given = {e["resource"]["id"]: e["resource"] for e in found.get("entry", [])}
+    main_id = resources[0]["id"]
+    premed_ids = [r["id"] for r in resources if "/premedication-" in r["identifier"][0]["value"]]
+    assert premed_ids and {main_id, *premed_ids} <= set(given)
+    for premed_id in premed_ids:  # each says which infusion it belongs to, and what it is
+        premed = given[premed_id]
+        assert premed["partOf"] == [{"reference": f"MedicationAdministration/{main_id}"}]
+        coding = premed["medicationCodeableConcept"]["coding"]
+        assert {
+            "system": "http://www.whocc.no/atc",
+            "code": "N02BE01",
+            "display": "paracetamol",
+        } in (coding)
