@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mappings import canonical
 from mappings.bundle import TransactionStrategy, collection_bundle, transaction_bundle
 from mappings.context import FhirVersion, MappingContext
 from mappings.diary import diary_entry_to_observations, observations_to_diary_entry
@@ -46,6 +47,8 @@ def record_to_resources(record: Record, ctx: MappingContext) -> list[dict[str, A
         resources = infusion_record_to_resources(record, ctx)
     else:
         raise MappingError(f"cannot map {type(record).__name__}")
+    base = ctx.canonical_base if ctx.canonical_base is not None else canonical.configured()
+    resources = [canonical.to_base(resource, base) for resource in resources]
     for resource in resources:
         validate_resource(resource, ctx.fhir_version)
     return resources
@@ -68,13 +71,16 @@ def _validate_given(resource: dict[str, Any]) -> None:
 
 
 def from_resources(resources: Iterable[dict[str, Any]]) -> list[Record]:
-    """Our resources (R4 or R5, per resource) back to records, grouped by record id."""
+    """Our resources (R4 or R5, per resource) back to records, grouped by record id.
+
+    Local codes may be under the default canonical base or the configured one."""
     groups: dict[tuple[str, str, str, str], tuple[BusinessKey, dict[str, dict[str, Any]]]] = {}
     for resource in resources:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise InvalidInput("expected a FHIR resource (a JSON object with resourceType)")
         if resource["resourceType"] not in MAPPED_TYPES:
             raise NotOurResource(f"{resource['resourceType']} is not a type we map back")
+        resource = canonical.to_default(resource)
         key = resource_business_key(resource)
         _validate_given(resource)
         group_id = key.record  # two patients' records with one id are two records

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -11,7 +12,7 @@ import yaml
 
 from mappings.errors import CodeTableError, UnknownCode
 
-CODE_FILES: tuple[str, ...] = ("loinc", "snomed", "ucum", "hl7", "local")
+CODE_FILES: tuple[str, ...] = ("loinc", "snomed", "ucum", "hl7", "atc", "local")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Code:
     code: str
     display: str
     source: str
+    names: tuple[str, ...] = ()  # atc.yaml: the words that name the substance
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,15 @@ def _parse(name: str, raw: Any) -> CodeTable:
             for field_name, value in fields.items():
                 if not isinstance(value, str) or not value:
                     raise CodeTableError(f"{where}: missing or empty {field_name}")
+            names = entry.get("names", [])
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise CodeTableError(f"{where}: names must be a list of words")
             parsed[str(key)] = Code(
                 system=str(system),
                 code=str(entry["code"]),
                 display=str(entry["display"]),
                 source=str(entry["source"]),
+                names=tuple(n.lower() for n in names),
             )
         sections[str(section)] = parsed
     return CodeTable(name=name, sections=sections)
@@ -105,4 +111,70 @@ def symptom_key(system: str | None, code_value: str | None) -> str | None:
         key = table(name).key_of("symptoms", system, code_value)
         if key is not None:
             return key
+    return None
+
+
+# Words a medication name may carry besides the substance and still name that one substance:
+# salts, strengths and dose forms. Any other word (a second substance, "and", "with", a brand
+# we do not know) leaves the name uncoded, so a combination is never coded as one substance.
+_NAME_NOISE = frozenset(
+    {
+        "bromide",
+        "hydrochloride",
+        "hcl",
+        "dihydrochloride",
+        "sodium",
+        "phosphate",
+        "succinate",
+        "sulfate",
+        "acetate",
+        "tablet",
+        "tablets",
+        "tab",
+        "tabs",
+        "capsule",
+        "capsules",
+        "cap",
+        "oral",
+        "solution",
+        "syrup",
+        "suspension",
+        "liquid",
+        "injection",
+        "infusion",
+        "iv",
+        "intravenous",
+        "modified",
+        "prolonged",
+        "extended",
+        "release",
+        "sr",
+        "er",
+        "xl",
+        "mr",
+        "retard",
+        "film",
+        "coated",
+        "effervescent",
+        "soluble",
+        "dispersible",
+        "mg",
+        "g",
+        "mcg",
+        "ug",
+        "ml",
+    }
+)
+
+
+def substance_code(name: str | None) -> Code | None:
+    """The ATC code of a medication name that names exactly one substance we know, else None."""
+    if not name:
+        return None
+    words = [w for w in re.findall(r"[a-z]+", name.lower()) if w not in _NAME_NOISE]
+    if re.search(r"[+/&]", name) or len(words) != 1:
+        return None
+    for entry in table("atc").sections.get("substances", {}).values():
+        if words[0] in entry.names:
+            return entry
     return None

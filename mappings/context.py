@@ -20,9 +20,12 @@ class MappingContext:
     patient_scope: the patient key ("Patient/123" or "system|value") when the app's record ids
     are per patient (a patient-bound credential): it then becomes part of every identifier, so
     two patients' records with the same id stay two records. None: ids are unique per app.
+    canonical_base: where our local CodeSystems live; None takes the deployment's setting.
     """
 
     app_namespace: str
     source: str
     fhir_version: FhirVersion = FhirVersion.R4
     patient_scope: str | None = None
+    # Canonical base of our local CodeSystems (mappings.canonical); None: the deployment's.
+    canonical_base: str | None = None

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mappings import versions
+from mappings import code_tables, versions
 from mappings.context import MappingContext
 from mappings.datatypes import (
+    coding,
     codings,
     date_time,
     patient_reference,
@@ -26,10 +27,18 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
 def medication_concept(name: str | None, rxnorm: str | None) -> JSON:
-    """medicationCodeableConcept: RxNorm coding when known, the name as text."""
+    """medicationCodeableConcept: the app's RxNorm coding when given, the WHO ATC coding when
+    the name names one substance of atc.yaml (derived, so reading back ignores it), the name
+    as text."""
     concept: JSON = {}
+    codings_: list[JSON] = []
     if rxnorm is not None:
-        concept["coding"] = [{"system": RXNORM, "code": rxnorm}]
+        codings_.append({"system": RXNORM, "code": rxnorm})
+    atc = code_tables.substance_code(name)
+    if atc is not None:
+        codings_.append(coding(atc))
+    if codings_:
+        concept["coding"] = codings_
     if name is not None:
         concept["text"] = name
     return concept

@@ -8,6 +8,7 @@ import secrets
 
 from flask import Flask, request
 
+from mappings import canonical
 from mappings.signals import with_overrides
 from service import observability
 from service.api import (
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from settings (read from the environment when none are given)."""
     settings = settings or Settings.from_env()
     observability.configure_logging(settings.log_level, settings.log_format)
+    canonical.configure(settings.canonical_base)  # where our local CodeSystems live
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

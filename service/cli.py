@@ -14,9 +14,10 @@ from typing import IO, TYPE_CHECKING, Any
 from marshmallow import ValidationError
 
 import mappings
+from mappings import canonical
 from mappings.context import FhirVersion, MappingContext
 from service import json_input
-from service.config import Settings
+from service.config import Settings, canonical_base_from_env
 from service.schemas import RecordKind, flatten_messages, load_records
 
 if TYPE_CHECKING:
@@ -300,8 +301,28 @@ def _import(args: argparse.Namespace) -> int:
     return 1 if summary.invalid or summary.not_delivered else 0
 
 
+def _publish_terminology(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from service.sync.target import make_client
+    from service.sync.terminology import publish_terminology
+
+    fhir_settings = Settings.from_env().fhir
+    if args.fhir_base_url:
+        fhir_settings = replace(fhir_settings, base_url=args.fhir_base_url)
+    if not fhir_settings.base_url:
+        raise SystemExit("diarybridge publish-terminology: set DIARYBRIDGE_FHIR_BASE_URL")
+    with make_client(fhir_settings) as client:
+        for published in publish_terminology(client):
+            print(
+                f"{published.outcome} CodeSystem/{published.server_id} "
+                f"{published.url}|{published.version}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: serve, worker, convert, export and import."""
+    """The command line: serve, worker, convert, export, import and publish-terminology."""
     parser = argparse.ArgumentParser(prog="diarybridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -363,12 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--no-push", action="store_true", help="only queue in the outbox")
     imp.add_argument("--batch-size", type=int, default=500, help="records per outbox transaction")
     imp.set_defaults(func=_import)
+
+    pub = sub.add_parser(
+        "publish-terminology",
+        help="write our local CodeSystems to the FHIR server (idempotent: unchanged ones are left)",
+    )
+    pub.add_argument("--fhir-base-url", help="instead of DIARYBRIDGE_FHIR_BASE_URL")
+    pub.set_defaults(func=_publish_terminology)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `diarybridge` console script."""
     args = build_parser().parse_args(argv)
+    canonical.configure(canonical_base_from_env())  # where our local CodeSystems live
     result: int = args.func(args)
     return result
 

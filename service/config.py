@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
+from mappings.canonical import DEFAULT_CANONICAL_BASE, check_base
+
 DEFAULT_DATABASE_URL = "sqlite:///var/diarybridge.sqlite3"
+CANONICAL_BASE_VAR = "DIARYBRIDGE_CANONICAL_BASE"
 PAGE_TOKEN_KEY_VAR = "DIARYBRIDGE_PAGE_TOKEN_KEY"
 # prometheus_client's own variable: it picks its multiprocess value store when this is set.
 METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -80,6 +83,19 @@ def _url(env: Mapping[str, str], name: str) -> str:
     if raw and not raw.startswith(("https://", "http://")):
         raise ConfigError(f"{name} must be an http(s) URL")
     return raw
+
+
+def _canonical_base(env: Mapping[str, str]) -> str:
+    raw = env.get(CANONICAL_BASE_VAR) or DEFAULT_CANONICAL_BASE
+    try:
+        return check_base(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{CANONICAL_BASE_VAR}: {exc}") from None
+
+
+def canonical_base_from_env(env: Mapping[str, str] | None = None) -> str:
+    """DIARYBRIDGE_CANONICAL_BASE alone (for commands that need no other setting)."""
+    return _canonical_base(dict(os.environ if env is None else env))
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -230,6 +246,9 @@ class Settings:
     export_group: str = ""
     # The token endpoint of the authorization server whose JWTs we accept (SMART discovery).
     smart_token_url: str = ""
+    # Canonical base of our local CodeSystems (mappings.canonical); the default is today's, so
+    # codes already on servers keep their systems. Identifier systems never move.
+    canonical_base: str = DEFAULT_CANONICAL_BASE
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # A clinic's overrides of the signal rules ({rule id: {threshold, severity, enabled}}), from
     # the JSON or YAML file DIARYBRIDGE_SIGNAL_RULES_FILE; checked against the rules at start-up.
@@ -264,6 +283,7 @@ class Settings:
             metrics_multiproc_dir=env.get(METRICS_DIR_VAR, ""),
             export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
             smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
+            canonical_base=_canonical_base(env),
             fhir=FhirServerSettings.from_env(env),
             signal_rules=_signal_rules(env.get("DIARYBRIDGE_SIGNAL_RULES_FILE", "")),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},

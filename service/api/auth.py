@@ -17,6 +17,7 @@ PUBLIC_ENDPOINTS = {
     "ops.metrics",
     "metadata.capability",
     "metadata.smart",
+    "metadata.local_code_system",  # definitions of our local codes: no patient data
     "static",
 }
 API_KEY_HEADER = "X-API-Key"

@@ -125,6 +125,7 @@ FHIR_SHAPED_ENDPOINTS = {
     "bulk.export_group",
     "metadata.capability",
     "metadata.smart",
+    "metadata.local_code_system",
     "exports.status",
     "exports.cancel",
     "exports.download",

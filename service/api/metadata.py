@@ -1,4 +1,5 @@
-"""GET /metadata and /.well-known/smart-configuration: discovery, so needs no credentials."""
+"""GET /metadata, /.well-known/smart-configuration and /CodeSystem/{id}: discovery and the
+definitions of our local codes, public (no patient data) so anyone can learn what they mean."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from http import HTTPStatus
 
 from flask import Blueprint, Response, current_app, request
 
+from mappings.terminology import code_system
 from service.api.errors import ApiError
 from service.config import Settings
 from service.discovery import Discovery, capability_statement, smart_configuration
@@ -45,3 +47,13 @@ def smart() -> Response:
             HTTPStatus.NOT_FOUND, "not_configured", "no authorization server is configured"
         )
     return Response(json.dumps(body), mimetype="application/json")
+
+
+@bp.get("/CodeSystem/<cs_id>")
+def local_code_system(cs_id: str) -> Response:
+    """One of our local CodeSystems (read-only FHIR read), e.g. /CodeSystem/mg-diary."""
+    settings: Settings = current_app.config["SETTINGS"]
+    body = code_system(cs_id, settings.canonical_base)
+    if body is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such CodeSystem")
+    return Response(json.dumps(body), mimetype="application/fhir+json")

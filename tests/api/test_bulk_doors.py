@@ -337,3 +337,16 @@ def test_a_kick_off_logs_no_patient(
     logged = out + err + "".join(str(vars(record)) for record in caplog.records)
     assert "export job" in logged  # the runner did log, and not the patient
     assert marker not in logged
+
+
+def test_local_codesystems_are_served_without_credentials(client: FlaskClient) -> None:
+    answer = client.get("/CodeSystem/mg-diary")  # no credentials: definitions, no patient data
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/fhir+json"
+    body = answer.get_json(force=True)
+    assert body["resourceType"] == "CodeSystem"
+    assert body["url"] == "https://diarybridge.dev/fhir/CodeSystem/mg-diary"
+    get_fhir_model_class("CodeSystem").model_validate(body)
+    missing = client.get("/CodeSystem/not-ours")
+    assert missing.status_code == 404
+    assert missing.get_json(force=True)["resourceType"] == "OperationOutcome"

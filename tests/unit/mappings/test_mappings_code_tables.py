@@ -92,3 +92,29 @@ def test_malformed_entry_names_file_and_key() -> None:
         CodeTableError, match=r"loinc\.yaml vital_signs\.pulse: missing or empty source"
     ):
         code_tables._parse("loinc", bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "atc"),
+    [
+        ("Paracetamol", "N02BE01"),
+        ("paracetamol 1 g tablet", "N02BE01"),
+        ("Acetaminophen 500 mg oral", "N02BE01"),
+        ("Cetirizine hydrochloride 10 mg", "R06AE07"),
+        ("Paracetamol/codeine 500/30 mg", None),  # a combination is never one substance
+        ("Paracetamol and caffeine", None),
+        ("Co-codamol", None),
+        ("Hydrocortisone sodium succinate 100 mg injection", "H02AB09"),
+        ("Hydrocortisone 1% cream", None),  # topical: another ATC group, left uncoded
+        ("Pyridostigmine bromide 60 mg tablet", None),  # N07AA02 not verified yet
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_medication_name_gets_an_atc_code_only_when_it_names_one_known_substance(
+    name: str | None, atc: str | None
+) -> None:
+    found = code_tables.substance_code(name)
+    assert (found.code if found else None) == atc
+    if found is not None:
+        assert found.system == "http://www.whocc.no/atc"

@@ -321,3 +321,16 @@ def test_naive_datetime_is_refused() -> None:
     naive = DiaryEntry("nv", PATIENT, ENTRY.recorded_at.replace(tzinfo=None), fatigue=1)
     with pytest.raises(MappingError, match="timezone-aware"):
         record_to_resources(naive, ctx())
+
+
+def test_a_known_substance_is_coded_in_atc_beside_the_apps_rxnorm() -> None:
+    from mappings.medications import medication_concept, read_medication_concept
+
+    concept = medication_concept("Cetirizine 10 mg tablet", "203150")
+    assert concept["coding"] == [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "203150"},
+        {"system": "http://www.whocc.no/atc", "code": "R06AE07", "display": "cetirizine"},
+    ]
+    assert concept["text"] == "Cetirizine 10 mg tablet"
+    # The ATC coding is derived from the name: reading back gives the record as sent.
+    assert read_medication_concept(concept) == ("Cetirizine 10 mg tablet", "203150")
