@@ -20,9 +20,14 @@ class MappingContext:
     patient_scope: the patient key ("Patient/123" or "system|value") when the app's record ids
     are per patient (a patient-bound credential): it then becomes part of every identifier, so
     two patients' records with the same id stay two records. None: ids are unique per app.
+
+    mg_adl_questionnaire_response: also send each MG-ADL as a QuestionnaireResponse against our
+    MG-ADL Questionnaire, the total Observation `derivedFrom` it (the Observation stays, for
+    charts and searches).
     """
 
     app_namespace: str
     source: str
     fhir_version: FhirVersion = FhirVersion.R4
     patient_scope: str | None = None
+    mg_adl_questionnaire_response: bool = False

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["diarybridge.sessions"],
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
+        mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
 

@@ -228,6 +228,8 @@ class Settings:
     export_group: str = ""
     # The token endpoint of the authorization server whose JWTs we accept (SMART discovery).
     smart_token_url: str = ""
+    # Also send each MG-ADL as a QuestionnaireResponse (SDC), the Observation derivedFrom it.
+    mg_adl_questionnaire_response: bool = False
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -259,6 +261,9 @@ class Settings:
             metrics_multiproc_dir=env.get(METRICS_DIR_VAR, ""),
             export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
             smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
+            mg_adl_questionnaire_response=_bool(
+                env, "DIARYBRIDGE_MG_ADL_QUESTIONNAIRE_RESPONSE", False
+            ),
             fhir=FhirServerSettings.from_env(env),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),

@@ -144,15 +144,20 @@ class Pusher:
         chunk_size: int = 200,
         method: str = "auto",
         request_id: str | None = None,
+        mg_adl_questionnaire_response: bool = False,
     ) -> None:
         self.client = client
+        self.mg_adl_questionnaire_response = mg_adl_questionnaire_response
         self.chunk_size = chunk_size
         self._method = method
         self.request_id = request_id
 
     def strategy(self) -> PushStrategy:
         """The server's cheapest idempotent method and best transport (or the configured method)."""
-        chosen = choose_push_strategy(self.client.capabilities(), PUSHED_TYPES)
+        types = PUSHED_TYPES + (
+            ("QuestionnaireResponse",) if self.mg_adl_questionnaire_response else ()
+        )
+        chosen = choose_push_strategy(self.client.capabilities(), types)
         if self._method != "auto":
             chosen = replace(chosen, method=self._method)  # type: ignore[arg-type]
         return chosen
@@ -169,6 +174,7 @@ class Pusher:
             fhir_version=version,
             # The identifiers the record was first stored with (ledger.accept decided).
             patient_scope=entry.patient_scope or None,
+            mg_adl_questionnaire_response=self.mg_adl_questionnaire_response,
         )
         return mappings.record_to_resources(record, ctx)
 
