@@ -20,6 +20,7 @@ from service.api import (
     metadata,
     ops,
     patients,
+    questionnaires,
     report,
     sync,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     app.register_blueprint(bulk.bp)  # Bulk Data $export doors onto the same export jobs
     app.register_blueprint(metadata.bp)
+    app.register_blueprint(questionnaires.bp)
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.
         app.extensions["diarybridge.sync"].start_worker()

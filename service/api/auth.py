@@ -17,6 +17,7 @@ PUBLIC_ENDPOINTS = {
     "ops.metrics",
     "metadata.capability",
     "metadata.smart",
+    "questionnaires.questionnaire",  # a definition, no patient data
     "static",
 }
 API_KEY_HEADER = "X-API-Key"
