@@ -21,6 +21,10 @@ class MappingContext:
     are per patient (a patient-bound credential): it then becomes part of every identifier, so
     two patients' records with the same id stay two records. None: ids are unique per app.
     canonical_base: where our local CodeSystems live; None takes the deployment's setting.
+
+    mg_adl_questionnaire_response: also send each MG-ADL as a QuestionnaireResponse against our
+    MG-ADL Questionnaire, the total Observation `derivedFrom` it (the Observation stays, for
+    charts and searches).
     """
 
     app_namespace: str
@@ -29,3 +33,4 @@ class MappingContext:
     patient_scope: str | None = None
     # Canonical base of our local CodeSystems (mappings.canonical); None: the deployment's.
     canonical_base: str | None = None
+    mg_adl_questionnaire_response: bool = False

@@ -15,6 +15,7 @@ from mappings.datatypes import (
     quantity,
     read_date_time,
     read_patient,
+    reference,
     require,
 )
 from mappings.envelope import observation
@@ -24,6 +25,7 @@ from mappings.medications import (
     administration_to_medication_taken,
     medication_taken_to_administration,
 )
+from mappings.questionnaire import mg_adl_response, read_mg_adl_response
 from mappings.records import (
     MG_ADL_ITEMS,
     DiaryEntry,
@@ -83,6 +85,8 @@ BP_COMPONENTS: tuple[tuple[str, str], ...] = (
     ("diastolic_mmhg", "diastolic"),
 )
 
+MG_ADL_PART = "mg-adl"
+MG_ADL_RESPONSE_PART = "mg-adl-response"  # the QuestionnaireResponse, when ctx asks for it
 SYMPTOM_PREFIX = "symptom-"
 MEDICATION_PREFIX = "medication-"
 
@@ -115,7 +119,7 @@ def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[
         )
 
     if entry.mg_adl is not None:
-        o = obs("mg-adl", codeable_concept(_local("mg_adl_total")), _survey())
+        o = obs(MG_ADL_PART, codeable_concept(_local("mg_adl_total")), _survey())
         o["valueInteger"] = entry.mg_adl.total
         o["component"] = [
             {
@@ -125,6 +129,12 @@ def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[
             for item in MG_ADL_ITEMS
         ]
         out.append(o)
+        if ctx.mg_adl_questionnaire_response:
+            qr = mg_adl_response(
+                ctx, key(MG_ADL_RESPONSE_PART), entry.patient, entry.recorded_at, entry.mg_adl
+            )
+            o["derivedFrom"] = [reference(f"QuestionnaireResponse/{qr['id']}")]
+            out.append(qr)
     for part, field in (("fatigue", "fatigue"), ("muscle-weakness", "muscle_weakness")):
         value = getattr(entry, field)
         if value is not None:
@@ -224,10 +234,13 @@ def observations_to_diary_entry(key: BusinessKey, parts: dict[str, JSON]) -> Dia
     symptoms: list[SymptomRating] = []
     vitals: dict[str, Any] = {}
     medications: list[tuple[int, MedicationTaken]] = []
+    from_response: MgAdl | None = None
     for part, res in parts.items():
         path = f"{res.get('resourceType')}[{part}]"
-        if part == "mg-adl":
+        if part == MG_ADL_PART:
             fields["mg_adl"] = _read_mg_adl(res, path)
+        elif part == MG_ADL_RESPONSE_PART:
+            from_response = read_mg_adl_response(res, path)
         elif part in ("fatigue", "muscle-weakness"):
             fields[part.replace("-", "_")] = int(require(res, "valueInteger", path))
         elif part.startswith(SYMPTOM_PREFIX):
@@ -252,6 +265,9 @@ def observations_to_diary_entry(key: BusinessKey, parts: dict[str, JSON]) -> Dia
             medications.append((index, administration_to_medication_taken(res)))
         else:
             raise InvalidInput(f"{path}: unknown diary entry part")
+    # The response repeats the Observation: take whichever came, refuse two that disagree.
+    if from_response is not None and fields.setdefault("mg_adl", from_response) != from_response:
+        raise InvalidInput("diary entry: the MG-ADL response and Observation disagree")
     return DiaryEntry(
         entry_id=key.source_id,
         patient=patient,
@@ -267,6 +283,9 @@ def _recorded_at(parts: dict[str, JSON]) -> datetime:
     for res in parts.values():
         if res.get("resourceType") == "Observation" and "effectiveDateTime" in res:
             return read_date_time(res["effectiveDateTime"], "Observation.effectiveDateTime")
+    for res in parts.values():
+        if res.get("resourceType") == "QuestionnaireResponse" and "authored" in res:
+            return read_date_time(res["authored"], "QuestionnaireResponse.authored")
     for res in parts.values():
         recorded = versions.get_recorded(res)
         if recorded is not None:

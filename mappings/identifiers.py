@@ -122,7 +122,9 @@ def parse_identifier(system: str, value: str) -> BusinessKey | None:
 
 def resource_business_key(resource: dict[str, Any]) -> BusinessKey:
     """The business key carried by a resource, or NotOurResource."""
-    for ident in resource.get("identifier", []) or []:
+    idents = resource.get("identifier", []) or []
+    # QuestionnaireResponse.identifier is one Identifier (0..1) in R4, a list elsewhere
+    for ident in [idents] if isinstance(idents, dict) else idents:
         if not isinstance(ident, dict):
             continue
         system, value = ident.get("system"), ident.get("value")

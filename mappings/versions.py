@@ -68,6 +68,17 @@ _R4_ONLY = (
 )
 
 
+# QuestionnaireResponse.identifier: 0..1, an Identifier (R4); 0..*, a list (R5).
+QR_IDENTIFIER_IS_LIST: dict[FhirVersion, bool] = {FhirVersion.R4: False, FhirVersion.R5: True}
+
+
+def set_single_identifier(resource: JSON, version: FhirVersion) -> None:
+    """Turn the envelope's one-identifier list into what the version's QuestionnaireResponse
+    takes (an object in R4)."""
+    if not QR_IDENTIFIER_IS_LIST[FhirVersion(version)]:
+        (resource["identifier"],) = resource["identifier"]
+
+
 def shape(version: FhirVersion) -> MedicationAdministrationShape:
     """The MedicationAdministration shape of a version."""
     try:
@@ -78,6 +89,8 @@ def shape(version: FhirVersion) -> MedicationAdministrationShape:
 
 def detect_version(resource: JSON) -> FhirVersion:
     """R4 or R5 from the elements a resource uses (R4 when nothing tells them apart)."""
+    if resource.get("resourceType") == "QuestionnaireResponse":
+        return FhirVersion.R5 if isinstance(resource.get("identifier"), list) else FhirVersion.R4
     if resource.get("resourceType") == "MedicationAdministration":
         if any(k in resource for k in _R5_ONLY):
             return FhirVersion.R5

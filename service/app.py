@@ -22,6 +22,7 @@ from service.api import (
     metadata,
     ops,
     patients,
+    questionnaires,
     report,
     signals,
     sync,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
         signal_rules=app.extensions["diarybridge.signal_rules"],
+        mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
 
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
     app.register_blueprint(bulk.bp)  # Bulk Data $export doors onto the same export jobs
     app.register_blueprint(metadata.bp)
+    app.register_blueprint(questionnaires.bp)
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.
         app.extensions["diarybridge.sync"].start_worker()

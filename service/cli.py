@@ -149,6 +149,7 @@ def _sync_runtime(settings: Settings) -> SyncRuntime:
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
         signal_rules=with_overrides(settings.signal_rules),
+        mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
     )
 
 
@@ -176,6 +177,7 @@ def _convert(args: argparse.Namespace) -> int:
         app_namespace=args.app,
         source=f"urn:diarybridge:client:{args.app}",
         fhir_version=FhirVersion(args.fhir_version),
+        mg_adl_questionnaire_response=Settings.from_env().mg_adl_questionnaire_response,
     )
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:

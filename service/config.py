@@ -249,6 +249,8 @@ class Settings:
     # Canonical base of our local CodeSystems (mappings.canonical); the default is today's, so
     # codes already on servers keep their systems. Identifier systems never move.
     canonical_base: str = DEFAULT_CANONICAL_BASE
+    # Also send each MG-ADL as a QuestionnaireResponse (SDC), the Observation derivedFrom it.
+    mg_adl_questionnaire_response: bool = False
     fhir: FhirServerSettings = field(default_factory=FhirServerSettings)
     # A clinic's overrides of the signal rules ({rule id: {threshold, severity, enabled}}), from
     # the JSON or YAML file DIARYBRIDGE_SIGNAL_RULES_FILE; checked against the rules at start-up.
@@ -284,6 +286,9 @@ class Settings:
             export_group=env.get("DIARYBRIDGE_EXPORT_GROUP", ""),
             smart_token_url=_url(env, "DIARYBRIDGE_SMART_TOKEN_URL"),
             canonical_base=_canonical_base(env),
+            mg_adl_questionnaire_response=_bool(
+                env, "DIARYBRIDGE_MG_ADL_QUESTIONNAIRE_RESPONSE", False
+            ),
             fhir=FhirServerSettings.from_env(env),
             signal_rules=_signal_rules(env.get("DIARYBRIDGE_SIGNAL_RULES_FILE", "")),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},

@@ -18,6 +18,7 @@ PUBLIC_ENDPOINTS = {
     "metadata.capability",
     "metadata.smart",
     "metadata.local_code_system",  # definitions of our local codes: no patient data
+    "questionnaires.questionnaire",  # a definition, no patient data
     "static",
 }
 API_KEY_HEADER = "X-API-Key"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import current_app, g
 
 from mappings.context import FhirVersion, MappingContext
 from service import store
@@ -46,6 +46,7 @@ def mapping_context(version: FhirVersion) -> MappingContext:
         source=f"urn:diarybridge:client:{caller.client_id}",
         fhir_version=version,
         patient_scope=caller.patient,
+        mg_adl_questionnaire_response=current_app.config["SETTINGS"].mg_adl_questionnaire_response,
     )
 
 

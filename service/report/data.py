@@ -1,6 +1,12 @@
 """The clinician's report as data: series over time, infusion spans, reactions, infusion cycles.
 
 Pure: records in, plain values out (no FHIR, no Flask, no drawing), so each step is testable.
+
+Times are plotted in the patient's own offset, per entry: each value sits at the wall-clock time
+its record carries (`recorded_at`, an infusion's start/end, a reaction's onset, each with its own
+offset). That puts an evening entry on the day the patient lived it, also across a DST change or
+a journey, where one offset for the whole period (even the latest) would move some entries to the
+neighbouring day. Instants (days to the next infusion) are still compared as instants.
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta, tzinfo
 from statistics import fmean
 
 from mappings.records import DiaryEntry, InfusionRecord, InfusionStatus, Symptom
@@ -25,6 +31,11 @@ CYCLE_BINS: tuple[tuple[float, float | None, str], ...] = (
     (14, None, "14+ days"),
 )
 SECONDS_PER_DAY = 86400.0
+# The danger signs of MG (a myasthenic crisis starts with breathing or swallowing failing): always
+# shown, whatever `?symptoms=` asks for. MG-ADL items are 0-3; symptom severities 1 mild-3 severe.
+DANGER_ITEMS = ("breathing", "swallowing")  # MG-ADL items
+DANGER_SYMPTOMS = ("shortness_of_breath", "trouble_swallowing")
+DANGER_MAX = 3
 
 
 class UnknownSymptom(ValueError):
@@ -47,12 +58,27 @@ def parse_symptoms(text: str) -> tuple[str, ...]:
     return names
 
 
+def local_time(at: datetime) -> datetime:
+    """The wall-clock time the patient saw, in the offset `at` was recorded with (naive)."""
+    return at.replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class Point:
-    """One value at one time."""
+    """One value at one time (`at` keeps the recorded offset)."""
 
     at: datetime
     value: float
+
+    @property
+    def local(self) -> datetime:
+        """Where the chart puts it: the patient's wall-clock time."""
+        return local_time(self.at)
+
+    @property
+    def day(self) -> date:
+        """The patient's own calendar day of the value."""
+        return self.local.date()
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,15 @@ def signal_marks(signals: Sequence[Signal]) -> tuple[SignalMark, ...]:
 
 
 @dataclass(frozen=True)
+class DangerRow:
+    """An entry that recorded a breathing or swallowing problem (a value above 0), with every
+    danger value it recorded (series name -> value)."""
+
+    at: datetime
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
 class CycleRow:
     """Mean scores of the entries recorded some days before the next infusion."""
 
@@ -137,6 +172,9 @@ class ReportData:
     mg_adl: Series
     ratings: tuple[Series, ...]  # 0-10 ratings
     severities: tuple[Series, ...]  # named symptoms, 1 mild - 3 severe
+    danger: tuple[Series, ...]  # breathing and swallowing, always
+    danger_rows: tuple[DangerRow, ...]  # entries with any danger value above 0
+    flare_days: tuple[date, ...]  # the patient's own days with a reported flare-up
     infusions: tuple[InfusionSpan, ...]
     reactions: tuple[ReactionMark, ...]
     cycle: tuple[CycleRow, ...]
@@ -149,6 +187,19 @@ class ReportData:
     def active_signals(self) -> tuple[SignalMark, ...]:
         """The signals that still hold."""
         return tuple(m for m in self.signals if m.active)
+
+    # The latest entry's offset: the one the window limits are shown in.
+    offset: tzinfo | None = None
+
+    @property
+    def offset_text(self) -> str:
+        """The latest recorded offset as +hh:mm (UTC when nothing was recorded)."""
+        delta = self.offset.utcoffset(None) if self.offset is not None else None
+        if delta is None:
+            return "UTC"
+        sign = "-" if delta < timedelta(0) else "+"
+        minutes = abs(int(delta.total_seconds())) // 60
+        return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _label(name: str) -> str:
@@ -180,6 +231,40 @@ def mg_adl_series(entries: Sequence[DiaryEntry]) -> Series:
     """The MG-ADL total (0-24) of every entry that recorded the scale."""
     points = tuple(Point(e.recorded_at, float(e.mg_adl.total)) for e in entries if e.mg_adl)
     return Series("mg_adl_total", "MG-ADL total (0-24)", points, 24)
+
+
+def mg_adl_item_series(entries: Sequence[DiaryEntry], item: str) -> Series:
+    """One MG-ADL item (0-3) of every entry that recorded the scale."""
+    points = tuple(
+        Point(e.recorded_at, float(getattr(e.mg_adl, item))) for e in entries if e.mg_adl
+    )
+    return Series(f"mg_adl_{item}", f"MG-ADL {item} (0-3)", points, DANGER_MAX)
+
+
+def danger_series(entries: Sequence[DiaryEntry]) -> tuple[Series, ...]:
+    """Breathing and swallowing: the MG-ADL items and the symptom ratings, always all four."""
+    return (
+        *(mg_adl_item_series(entries, item) for item in DANGER_ITEMS),
+        *(severity_series(entries, name) for name in DANGER_SYMPTOMS),
+    )
+
+
+def danger_rows(series: Sequence[Series]) -> tuple[DangerRow, ...]:
+    """The entries (by time) where any danger series is above 0, with all their danger values."""
+    rows: dict[datetime, dict[str, float]] = {}
+    for item in series:
+        for point in item.points:
+            rows.setdefault(point.at, {})[item.name] = point.value
+    return tuple(
+        DangerRow(at, values)
+        for at, values in sorted(rows.items())
+        if any(v > 0 for v in values.values())
+    )
+
+
+def flare_days(entries: Sequence[DiaryEntry]) -> tuple[date, ...]:
+    """The patient's own days on which an entry reported a flare-up, in order."""
+    return tuple(sorted({local_time(e.recorded_at).date() for e in entries if e.flare_up}))
 
 
 def given_infusions(infusions: Sequence[InfusionRecord]) -> list[InfusionRecord]:
@@ -275,10 +360,19 @@ def build_report(
         ),
         key=lambda m: m.onset,
     )
+    danger = danger_series(entries)
     return ReportData(
         mg_adl=mg_adl_series(entries),
         ratings=tuple(rating_series(entries, n) for n in names if n in RATINGS),
-        severities=tuple(severity_series(entries, n) for n in names if n not in RATINGS),
+        # The danger symptoms are drawn in their own panel already.
+        severities=tuple(
+            severity_series(entries, n)
+            for n in names
+            if n not in RATINGS and n not in DANGER_SYMPTOMS
+        ),
+        danger=danger,
+        danger_rows=danger_rows(danger),
+        flare_days=flare_days(entries),
         infusions=tuple(
             InfusionSpan(i.start, i.end, i.status, i.product.brand, i.dose_g) for i in shown
         ),
@@ -290,4 +384,5 @@ def build_report(
         signals=signal_marks(
             [s for s in signals if s.active or _overlaps(s.opened_at, s.resolved_at, since, until)]
         ),
+        offset=entries[-1].recorded_at.tzinfo if entries else None,
     )

@@ -8,7 +8,7 @@ from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
 from service.report.chart import draw, inline_svg
-from service.report.data import ReportData
+from service.report.data import SEVERITY_SCORE, DangerRow, ReportData, Series
 
 # Nothing on the page may load from elsewhere: it must work offline and leak nothing.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -68,12 +68,34 @@ TEMPLATE = """<!DOCTYPE html>
  {{ when(mark.resolved_at) }}){{ ";" if not loop.last else "." }}{% endfor %}</p>
 {%- endif %}
 </section>
+<p class="period">Times are the patient's own, as each entry was recorded (latest entry:
+ {{ data.offset_text }}).</p>
 <p class="key"><span><i class="swatch" style="background:#7b61c4;opacity:.4"></i>
- infusion, start to end</span><span style="color:#c62828">&#9660; infusion reaction (IVIG flu),
+ infusion, start to end</span><span><i class="swatch" style="background:#f9a825;opacity:.5"></i>
+ flare-up day</span><span style="color:#c62828">&#9660; infusion reaction (IVIG flu),
  at onset</span><span style="color:#ef6c00">&#9670; care-team signal, opened</span>
  <span style="color:#1565c0">&#9670; information for review</span></p>
-<figure id="report-chart" role="img" aria-label="MG-ADL total and {{ names }} over time,
- with infusion periods and infusion reactions marked">{{ chart }}</figure>
+<figure id="report-chart" role="img" aria-label="MG-ADL total, breathing and swallowing
+ {%- if names %} and {{ names }}{% endif %} over time, with infusion periods, flare-up days and
+ infusion reactions marked">{{ chart }}</figure>
+
+<table id="danger-signs">
+<caption>Breathing and swallowing problems (the danger signs of MG), entries above 0</caption>
+<thead><tr><th>recorded</th>
+{%- for series in data.danger %}<th>{{ series.label }}</th>{% endfor %}</tr></thead>
+<tbody>
+{%- for row in data.danger_rows %}
+<tr><td>{{ when(row.at) }}</td>
+{%- for series in data.danger %}<td>{{ danger_value(series, row) }}</td>{% endfor %}</tr>
+{%- else %}
+<tr><td colspan="{{ data.danger | length + 1 }}">none recorded</td></tr>
+{%- endfor %}
+</tbody>
+</table>
+
+<p id="flare-days">Flare-up days (patient-reported):
+{%- for day in data.flare_days %} {{ day.isoformat() }}{{ "," if not loop.last }}
+{%- else %} none{% endfor %}</p>
 
 <table id="cycle-table">
 <caption>Mean scores by days before the next infusion (wearing off shows as higher scores
@@ -128,6 +150,17 @@ def when(value: datetime | None) -> str:
     return value.isoformat(timespec="minutes") if value is not None else "-"
 
 
+_SEVERITY_NAME = {float(score): name for name, score in SEVERITY_SCORE.items()}
+
+
+def danger_value(series: Series, row: DangerRow) -> str:
+    """An MG-ADL item as its score, a symptom rating as its severity word, '-' if not recorded."""
+    value = row.values.get(series.name)
+    if value is None:
+        return "-"
+    return str(int(value)) if series.name.startswith("mg_adl_") else _SEVERITY_NAME[value]
+
+
 def _period(data: ReportData) -> str:
     if data.since is None and data.until is None:
         return "all recorded entries"
@@ -141,6 +174,8 @@ def render_page(
 ) -> str:
     """The whole page; every value is escaped, the chart is our own SVG inlined."""
     names = [s.name for s in (*data.ratings, *data.severities)]
+    # Every score the table was built for (a danger symptom asked for too, though charted apart).
+    cycle_keys = list(data.cycle[0].means) if data.cycle else ["mg_adl_total"]
     return _TEMPLATE.render(
         csp=CONTENT_SECURITY_POLICY,
         patient=patient,
@@ -149,9 +184,10 @@ def render_page(
         names=", ".join(n.replace("_", " ") for n in names),
         # Drawn by us from numbers and our own labels: safe to inline unescaped.
         chart=Markup(inline_svg(draw(data, "svg"))),
-        cycle_columns=["MG-ADL total", *(n.replace("_", " ") for n in names)],
-        cycle_keys=["mg_adl_total", *names],
+        cycle_columns=["MG-ADL total", *(n.replace("_", " ") for n in cycle_keys[1:])],
+        cycle_keys=cycle_keys,
         when=when,
+        danger_value=danger_value,
         png_href=png_href,
         svg_href=svg_href,
         unreadable=unreadable,

@@ -144,18 +144,30 @@ class Pusher:
         chunk_size: int = 200,
         method: str = "auto",
         request_id: str | None = None,
+        mg_adl_questionnaire_response: bool = False,
     ) -> None:
         self.client = client
+        self.mg_adl_questionnaire_response = mg_adl_questionnaire_response
         self.chunk_size = chunk_size
         self._method = method
         self.request_id = request_id
 
     def strategy(self) -> PushStrategy:
         """The server's cheapest idempotent method and best transport (or the configured method)."""
-        chosen = choose_push_strategy(self.client.capabilities(), PUSHED_TYPES)
+        types = PUSHED_TYPES + (("QuestionnaireResponse",) if self._sends_responses() else ())
+        chosen = choose_push_strategy(self.client.capabilities(), types)
         if self._method != "auto":
             chosen = replace(chosen, method=self._method)  # type: ignore[arg-type]
         return chosen
+
+    def _sends_responses(self) -> bool:
+        """MG-ADL QuestionnaireResponses too: asked for, and the server keeps that type. A server
+        that lists no QuestionnaireResponse gets the Observation alone (it holds the whole
+        MG-ADL), rather than no push at all."""
+        return (
+            self.mg_adl_questionnaire_response
+            and self.client.capabilities().resource("QuestionnaireResponse") is not None
+        )
 
     def version(self) -> FhirVersion:
         """The FHIR version the server speaks."""
@@ -169,6 +181,7 @@ class Pusher:
             fhir_version=version,
             # The identifiers the record was first stored with (ledger.accept decided).
             patient_scope=entry.patient_scope or None,
+            mg_adl_questionnaire_response=self._sends_responses(),
         )
         return mappings.record_to_resources(record, ctx)
 

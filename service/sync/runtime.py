@@ -32,8 +32,10 @@ class SyncRuntime:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         batch_size: int = 50,
         signal_rules: RuleSet | None = None,
+        mg_adl_questionnaire_response: bool = False,
     ) -> None:
         self.fhir = fhir
+        self.mg_adl_questionnaire_response = mg_adl_questionnaire_response
         self.sessions = sessions
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
@@ -68,6 +70,7 @@ class SyncRuntime:
             chunk_size=self.fhir.chunk_size,
             method=self.fhir.push_strategy,
             request_id=request_id,
+            mg_adl_questionnaire_response=self.mg_adl_questionnaire_response,
         )
 
     def worker(self, request_id: str | None = None, name: str | None = None) -> Worker:

@@ -32,6 +32,8 @@ def test_chromium_renders_the_report_with_its_chart(
     assert re.search(r'<figure id="report-chart"[^>]*>\s*<svg', html)
     assert "90 diary entries" in html and "5 infusions" in html
     assert '<table id="cycle-table">' in html
+    # breathing and swallowing are shown without being asked for
+    assert '<table id="danger-signs">' in html and "MG-ADL breathing (0-3)" in html
     # the page asked for nothing more than itself: no images, scripts, fonts or icons
     assert live_server.paths[before:] == [f"/patients/{report_patient}/report"]
 

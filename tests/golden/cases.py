@@ -238,3 +238,8 @@ IVIG_COURSE: tuple[InfusionRecord, ...] = (
 )
 
 CASES: dict[str, tuple[Record, ...]] = {"diary_week": DIARY_WEEK, "ivig_two_days": IVIG_COURSE}
+# Two days of the week again, with the MG-ADL also as a QuestionnaireResponse (SDC).
+CASES["mg_adl_questionnaire"] = DIARY_WEEK[3:5]
+CASE_OPTIONS: dict[str, dict[str, bool]] = {
+    "mg_adl_questionnaire": {"mg_adl_questionnaire_response": True}
+}

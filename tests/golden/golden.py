@@ -12,14 +12,15 @@ from typing import Any
 from mappings import collection_bundle, to_resources
 from mappings.context import FhirVersion, MappingContext
 from mappings.records import Record
-from tests.golden.cases import APP, SOURCE
+from tests.golden.cases import APP, CASE_OPTIONS, SOURCE
 
 GOLDEN_DIR = Path(__file__).parent
 VERSIONS = (FhirVersion.R4, FhirVersion.R5)
 
 
-def ctx(version: FhirVersion) -> MappingContext:
-    return MappingContext(app_namespace=APP, source=SOURCE, fhir_version=version)
+def ctx(version: FhirVersion, case: str = "") -> MappingContext:
+    options = CASE_OPTIONS.get(case, {})
+    return MappingContext(app_namespace=APP, source=SOURCE, fhir_version=version, **options)
 
 
 def _plain(value: Any) -> Any:
@@ -39,9 +40,9 @@ def records_json(records: tuple[Record, ...]) -> list[dict[str, Any]]:
     return [{"kind": type(r).__name__, **_plain(dataclasses.asdict(r))} for r in records]
 
 
-def bundle(records: tuple[Record, ...], version: FhirVersion) -> dict[str, Any]:
-    """The expected collection Bundle for the records."""
-    return collection_bundle(to_resources(records, ctx(version)), ctx(version))
+def bundle(records: tuple[Record, ...], version: FhirVersion, case: str = "") -> dict[str, Any]:
+    """The expected collection Bundle for the records (with the case's mapping options)."""
+    return collection_bundle(to_resources(records, ctx(version, case)), ctx(version, case))
 
 
 def path(case: str, what: str) -> Path:

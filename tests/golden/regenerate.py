@@ -14,7 +14,7 @@ def main() -> None:
         path(case, "records").write_text(dump(records_json(records)), "utf-8")
         for version in VERSIONS:
             path(case, f"{version.value}.bundle").write_text(
-                dump(bundle(records, version)), "utf-8"
+                dump(bundle(records, version, case)), "utf-8"
             )
             print(f"wrote {path(case, f'{version.value}.bundle').name}")
 

@@ -82,7 +82,8 @@ def test_resources_under_either_base_read_back_under_a_configured_base(clinic_ba
 
 def test_codesystems_follow_the_base(clinic_base: str) -> None:
     urls = {cs["url"] for cs in code_systems()}
-    assert urls == {f"{CLINIC}/CodeSystem/{i}" for i in ("mg-diary", "venous-access", "provenance")}
+    ours = ("mg-diary", "venous-access", "provenance", "care-team-signal")
+    assert urls == {f"{CLINIC}/CodeSystem/{i}" for i in ours}
     assert all("not an address" not in cs["description"] for cs in code_systems())
     assert all("not an address" in cs["description"] for cs in code_systems(TODAY))
 

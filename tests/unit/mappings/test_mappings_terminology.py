@@ -31,6 +31,7 @@ def test_ids_are_the_last_url_segment_and_urls_are_todays_systems() -> None:
         "mg-diary": "https://diarybridge.dev/fhir/CodeSystem/mg-diary",
         "venous-access": "https://diarybridge.dev/fhir/CodeSystem/venous-access",
         "provenance": "https://diarybridge.dev/fhir/CodeSystem/provenance",
+        "care-team-signal": "https://diarybridge.dev/fhir/CodeSystem/care-team-signal",
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -169,3 +169,90 @@ def test_parse_symptoms_keeps_order_drops_repeats_and_names_unknown_ones() -> No
     assert parse_symptoms("headache") == ("headache",)
     with pytest.raises(UnknownSymptom, match="tiredness"):
         parse_symptoms("fatigue,tiredness")
+
+
+MINUS_FIVE = timezone(timedelta(hours=-5))
+MINUS_FOUR = timezone(timedelta(hours=-4))
+
+
+def at_entry(when: datetime, entry_id: str, **parts: object) -> DiaryEntry:
+    return DiaryEntry(entry_id=entry_id, patient=PATIENT, recorded_at=when, **parts)
+
+
+def test_an_evening_entry_is_on_the_patients_own_day_not_the_utc_day() -> None:
+    # 21:00 at -05:00 is 02:00 UTC on Nov 4: the patient wrote it on the evening of Nov 3.
+    evening = datetime.fromisoformat("2026-11-03T21:00:00-05:00")
+    data = build_report([at_entry(evening, "e1", mg_adl=adl(7), flare_up=True)], [])
+    (point,) = data.mg_adl.points
+    assert point.day == date(2026, 11, 3)
+    assert point.local == datetime(2026, 11, 3, 21, 0)
+    assert point.at == evening  # the instant and its offset are kept
+    assert data.flare_days == (date(2026, 11, 3),)
+    assert data.offset_text == "UTC-05:00"
+
+
+def test_each_entry_keeps_its_own_offset_across_a_dst_change() -> None:
+    # New York: -04:00 until Nov 1 2026, -05:00 after. With one offset for the whole period (the
+    # latest, -05:00), the 00:30 entry of Oct 30 would move to Oct 29.
+    entries = [
+        at_entry(datetime(2026, 10, 30, 0, 30, tzinfo=MINUS_FOUR), "a", fatigue=3),
+        at_entry(datetime(2026, 11, 3, 23, 45, tzinfo=MINUS_FIVE), "b", fatigue=5),
+    ]
+    data = build_report(entries, [])
+    assert [p.day for p in data.ratings[0].points] == [date(2026, 10, 30), date(2026, 11, 3)]
+    assert data.offset_text == "UTC-05:00"  # the latest entry's, used for the window limits
+
+
+def test_flare_days_are_the_days_a_flare_up_was_reported_once_each() -> None:
+    entries = [
+        entry(0, flare_up=True),
+        entry(0.1, flare_up=True),  # same day (UTC entries: 20:00 and 22:24)
+        entry(1, flare_up=False),
+        entry(2),
+        entry(3, flare_up=True),
+    ]
+    data = build_report(entries, [])
+    assert data.flare_days == (date(2026, 10, 1), date(2026, 10, 4))
+    assert build_report([entry(1, flare_up=False)], []).flare_days == ()
+
+
+def adl_with(breathing: int, swallowing: int) -> MgAdl:
+    return MgAdl(1, 0, swallowing, breathing, 0, 1, 2, 1)
+
+
+def test_breathing_and_swallowing_are_in_the_report_without_asking() -> None:
+    entries = [
+        entry(0, mg_adl=adl_with(0, 0), fatigue=2),
+        entry(1, mg_adl=adl_with(2, 1),
+              symptoms=(SymptomRating(Symptom.SHORTNESS_OF_BREATH, Severity.SEVERE),)),
+        entry(2, symptoms=(SymptomRating(Symptom.TROUBLE_SWALLOWING, Severity.MILD),)),
+    ]  # fmt: skip
+    data = build_report(entries, [])  # default symptoms: fatigue, muscle weakness
+    danger = {s.name: [(p.day.day, p.value) for p in s.points] for s in data.danger}
+    assert danger == {
+        "mg_adl_breathing": [(1, 0.0), (2, 2.0)],
+        "mg_adl_swallowing": [(1, 0.0), (2, 1.0)],
+        "shortness_of_breath": [(2, 3.0)],
+        "trouble_swallowing": [(3, 1.0)],
+    }
+    # the entries a clinician must look at: above 0 somewhere, every danger value recorded
+    assert [(r.at, r.values) for r in data.danger_rows] == [
+        (T0 + timedelta(days=1),
+         {"mg_adl_breathing": 2.0, "mg_adl_swallowing": 1.0, "shortness_of_breath": 3.0}),
+        (T0 + timedelta(days=2), {"trouble_swallowing": 1.0}),
+    ]  # fmt: skip
+
+
+def test_the_danger_series_are_there_even_when_nothing_was_recorded() -> None:
+    data = build_report([], [])
+    assert [s.name for s in data.danger] == [
+        "mg_adl_breathing", "mg_adl_swallowing", "shortness_of_breath", "trouble_swallowing",
+    ]  # fmt: skip
+    assert all(not s.points for s in data.danger) and data.danger_rows == ()
+
+
+def test_asking_for_a_danger_symptom_does_not_draw_it_twice() -> None:
+    rating = SymptomRating(Symptom.SHORTNESS_OF_BREATH, Severity.MODERATE)
+    data = build_report([entry(0, symptoms=(rating,))], [], ["shortness_of_breath", "ptosis"])
+    assert [s.name for s in data.severities] == ["ptosis"]
+    assert "shortness_of_breath" in data.cycle[0].means  # still in the cycle table
