@@ -16,7 +16,12 @@ from flask import Blueprint, Response, current_app, request, url_for
 from marshmallow import RAISE, Schema, fields, validate
 
 from service.api import audit
-from service.api.context import PRIMARY_TYPE, principal, sees_diagnostics
+from service.api.context import (
+    PRIMARY_TYPE,
+    no_such_patient,
+    require_patient_read,
+    sees_diagnostics,
+)
 from service.api.convert import FHIR_JSON
 from service.api.errors import ApiError
 from service.api.sync import runtime
@@ -57,15 +62,13 @@ def _refusal(issue: OutcomeIssue, operator: bool) -> str:
 
 def _patient_reference(patient: str) -> str:
     if not re.fullmatch(PATIENT_ID, patient):
-        raise ApiError(
-            HTTPStatus.NOT_FOUND, "not_found", "a patient id is 1-64 letters, digits, '.' or '-'"
-        )
+        raise no_such_patient()  # no patient has such an id (1-64 letters, digits, '.', '-')
     return f"Patient/{patient}"
 
 
 def _pull(patient: str, kind: RecordKind, key: str) -> tuple[dict[str, Any], HTTPStatus]:
     reference = _patient_reference(patient)
-    principal().require("read", PRIMARY_TYPE[kind], reference)
+    require_patient_read(reference, PRIMARY_TYPE[kind])
     query = PullQuerySchema().load(request.args.to_dict())
     window = PullWindow(query["since"], query["until"], query["_lastUpdated"])
     pulled = pull_records(runtime().client, reference, kind, window, current_request_id())
@@ -127,7 +130,7 @@ def page_url(token: str) -> str:
 def observations(patient: str) -> Response:
     """FHIR search on the patient's Observations, passed through; answers a searchset Bundle."""
     reference = _patient_reference(patient)
-    principal().require("read", "Observation", reference)
+    require_patient_read(reference, "Observation")
     unknown = set(request.args) - set(PASS_THROUGH) - {"_page"}
     if unknown:
         raise ApiError(

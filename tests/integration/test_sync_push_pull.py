@@ -296,11 +296,12 @@ def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
         client.post("/sync/diary-entries", json=other, headers=headers("diary_app")).status_code
         == HTTPStatus.FORBIDDEN
     )
+    # A write for another patient is refused (403); a read of one is "not there" (404).
     assert (
         client.get(
             "/patients/synthetic-mg-002/diary-entries", headers=headers("diary_app")
         ).status_code
-        == HTTPStatus.FORBIDDEN
+        == HTTPStatus.NOT_FOUND
     )
     mine = client.post("/sync/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app"))
     assert set(outcomes(mine)) <= {"created", "updated", "unchanged"}
@@ -368,8 +369,8 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(
         }
     ]
     other = client.get(f"/patients/{patient}/observations", headers=headers("diary_app"))
-    assert other.status_code == HTTPStatus.FORBIDDEN
-    assert other.json["issue"][0]["code"] == "forbidden"
+    assert other.status_code == HTTPStatus.NOT_FOUND  # not its patient: "not there"
+    assert other.json["issue"][0]["code"] == "not-found"
     anonymous = client.get(f"/patients/{patient}/observations")
     assert anonymous.status_code == HTTPStatus.UNAUTHORIZED
     assert anonymous.json["issue"][0]["code"] == "login"
@@ -439,7 +440,7 @@ def test_two_patients_of_one_app_each_read_only_their_own(
     for route in ("diary-entries", "infusions", "observations", "report"):
         other = client.get(f"/patients/{b}/{route}", headers=as_a)
         unknown = client.get(f"/patients/{nobody}/{route}", headers=as_a)
-        assert other.status_code == unknown.status_code == HTTPStatus.FORBIDDEN, route
+        assert other.status_code == unknown.status_code == HTTPStatus.NOT_FOUND, route
         assert other.get_data() == unknown.get_data(), route
         assert b not in other.get_data(as_text=True)
 
