@@ -104,15 +104,20 @@ def _signing_key() -> bytes:
     return key
 
 
-def page_token(url: str) -> str:
+# Marks a token whose search already left out another patient's entries: the server's `total`
+# then counts them too, so no page of that search claims it. Signed with the URL.
+_DROPPED = b"!"
+
+
+def page_token(url: str, dropped: bool = False) -> str:
     """An opaque, signed token for a server's next link: callers cannot forge another search."""
-    raw = url.encode()
+    raw = (_DROPPED if dropped else b"") + url.encode()
     mac = hmac.new(_signing_key(), raw, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(mac + raw).decode().rstrip("=")
 
 
-def page_url(token: str) -> str:
-    """The server URL inside a token we signed, or 400."""
+def page_url(token: str) -> tuple[str, bool]:
+    """The server URL inside a token we signed (and whether its search dropped entries), or 400."""
     try:
         blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except ValueError:
@@ -123,7 +128,8 @@ def page_url(token: str) -> str:
         raise ApiError(
             HTTPStatus.BAD_REQUEST, "bad_parameter", "_page is not a token this service issued"
         )
-    return raw.decode()
+    dropped = raw.startswith(_DROPPED)
+    return raw.removeprefix(_DROPPED).decode(), dropped
 
 
 @bp.get("/<patient>/observations")
@@ -148,9 +154,10 @@ def observations(patient: str) -> Response:
             [Problem(name, "must not be empty") for name in empty],
         )
     client = runtime().client
+    dropped_before = False
     try:
         if "_page" in request.args:
-            url = page_url(request.args["_page"])
+            url, dropped_before = page_url(request.args["_page"])
             bundle = next(client.search_pages_from(url, request_id=current_request_id()))
         else:
             params = [("subject", reference), *request.args.items(multi=True)]
@@ -178,17 +185,27 @@ def observations(patient: str) -> Response:
     left_out = len(bundle.get("entry", [])) - len(entries)
     if left_out:
         log.warning("left out %d search entries not about the patient", left_out)
-    links = [{"relation": "self", "url": request.full_path.rstrip("?")}]
+    dropped = dropped_before or left_out > 0
+    # Absolute links of ours (standard clients, fhirclient among them, follow `next` as given);
+    # the server's next link travels signed inside `_page`.
+    here = request.url_root + request.full_path.lstrip("/").rstrip("?")
+    links = [{"relation": "self", "url": here}]
     for link in bundle.get("link", []):
         if link.get("relation") == "next" and link.get("url"):
+            token = page_token(link["url"], dropped)
             links.append(
                 {
                     "relation": "next",
                     "url": url_for(
-                        "patients.observations", patient=patient, _page=page_token(link["url"])
+                        "patients.observations", patient=patient, _page=token, _external=True
                     ),
                 }
             )
-    answer = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    answer: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if isinstance(bundle.get("total"), int) and not dropped:
+        # The server's count of this patient's matches; once we left out entries it counted,
+        # it is not the number a client will see, so none is claimed.
+        answer["total"] = bundle["total"]
+    answer["entry"] = entries
     audit.note("read", "observation", [reference], len(entries))
     return Response(json.dumps(answer), status=HTTPStatus.OK, mimetype=FHIR_JSON)

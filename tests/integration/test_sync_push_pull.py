@@ -345,10 +345,21 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(
     assert first.status_code == HTTPStatus.OK
     assert first.mimetype == "application/fhir+json"
     seen = [e["resource"]["id"] for e in first.json["entry"]]
+    # The server's total passes through where it gave one (nothing was left out here).
+    direct = requests.get(
+        f"{any_fhir_server}/Observation",
+        params={"subject": f"Patient/{patient}", "_count": "5"},
+        timeout=30,
+    ).json()
+    assert first.json.get("total") == direct.get("total")
+    assert direct.get("total") in (None, 2 * 12)
     page = first.json
     while nxt := next((lk["url"] for lk in page["link"] if lk["relation"] == "next"), None):
         assert "_page=" in nxt and "http" not in nxt.split("_page=")[1]  # opaque, not a URL
-        page = client.get(nxt, headers=BATCH).json
+        # Absolute and ours, as standard clients follow it: never the FHIR server's URL.
+        assert nxt.startswith("http://localhost/patients/") and any_fhir_server not in nxt
+        page = client.get(nxt, headers=BATCH).json  # followed exactly as given
+        assert page["link"][0] == {"relation": "self", "url": nxt}
         seen.extend(e["resource"]["id"] for e in page["entry"])
         for entry in page["entry"]:
             assert entry["resource"]["subject"]["reference"] == f"Patient/{patient}"
