@@ -38,10 +38,14 @@ def on_server(fhir_server: str, patient: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+# auto: both servers take update as create (PUT Type/{uuid5}); conditional update
+# (PUT Type?identifier=) is looked up the same way; a conditional create's 200 is read and checked.
+@pytest.mark.parametrize("strategy", ["auto", "conditional-update", "conditional-create"])
 @pytest.mark.parametrize("any_fhir_server", ["medplum", "sekmet"], indirect=True)
 def test_a_reused_id_for_another_patient_from_an_empty_ledger_changes_nothing(
-    tmp_path: Path, any_fhir_server: str
+    tmp_path: Path, any_fhir_server: str, strategy: str
 ) -> None:
+    env = {"DIARYBRIDGE_FHIR_PUSH_STRATEGY": strategy}
     stamp = datetime.now(UTC).strftime("%H%M%S%f")
     a, b = f"synthetic-shared-a-{stamp}", f"synthetic-shared-b-{stamp}"
     record_id = f"2026-11-02-evening-{stamp}"  # a date-based id, as the README's examples
@@ -51,7 +55,7 @@ def test_a_reused_id_for_another_patient_from_an_empty_ledger_changes_nothing(
             entry_id=record_id, patient={"reference": f"Patient/{patient}"}, fatigue=fatigue
         )
 
-    first = make_app(tmp_path / "first", any_fhir_server).test_client()
+    first = make_app(tmp_path / "first", any_fhir_server, **env).test_client()
     sent = first.post("/sync/diary-entries", json=[entry(a, 3)], headers=BATCH)
     assert sent.status_code == HTTPStatus.OK, sent.json
     assert [r["outcome"] for r in sent.json["results"]] == ["created"]
@@ -59,7 +63,7 @@ def test_a_reused_id_for_another_patient_from_an_empty_ledger_changes_nothing(
     assert before  # A's record is on the server
 
     # A new, empty ledger (lost database, or a second instance): B's record with A's id.
-    second = make_app(tmp_path / "second", any_fhir_server).test_client()
+    second = make_app(tmp_path / "second", any_fhir_server, **env).test_client()
     reused = second.post("/sync/diary-entries", json=[entry(b, 9)], headers=BATCH)
     assert reused.status_code == HTTPStatus.OK, reused.json
     (result,) = reused.json["results"]
