@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from flask import current_app, g
 
 from mappings.context import FhirVersion, MappingContext
 from service import store
+from service.api.errors import ApiError
 from service.schemas import RecordKind
-from service.security import Principal, patient_key
+from service.security import Principal, parse_patient_key, patient_key
 
 # The resource type each of our formats mainly becomes: what a caller's scope must allow.
 PRIMARY_TYPE = {
@@ -22,6 +24,30 @@ def principal() -> Principal:
     """The authenticated caller (set by the authentication hook before every protected view)."""
     caller: Principal = g.principal
     return caller
+
+
+def no_such_patient() -> ApiError:
+    """The one 404 of /patients/{id}/*: an unknown patient and another's answer alike."""
+    return ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such patient")
+
+
+def require_patient_read(patient: str, *resource_types: str) -> None:
+    """Check the caller may read these types of `patient`'s data (a "Patient/x" key).
+
+    A caller bound to one patient asking for any other, existing or not, gets the 404 an
+    unknown patient gets: "not yours" is "not there", so the answer is no oracle. A missing
+    scope (for its own patient, or an unbound caller's) stays a 403 that names the scope.
+    """
+    caller = principal()
+    if caller.patient is not None:
+        try:
+            own = parse_patient_key(patient) == caller.patient
+        except ValueError:
+            own = False
+        if not own:
+            raise no_such_patient()
+    for resource_type in resource_types:
+        caller.require("read", resource_type, patient)
 
 
 def sees_diagnostics() -> bool:

@@ -16,7 +16,12 @@ from flask import Blueprint, Response, current_app, request, url_for
 from marshmallow import RAISE, Schema, fields, validate
 
 from service.api import audit
-from service.api.context import PRIMARY_TYPE, principal, sees_diagnostics
+from service.api.context import (
+    PRIMARY_TYPE,
+    no_such_patient,
+    require_patient_read,
+    sees_diagnostics,
+)
 from service.api.convert import FHIR_JSON
 from service.api.errors import ApiError
 from service.api.sync import runtime
@@ -57,15 +62,13 @@ def _refusal(issue: OutcomeIssue, operator: bool) -> str:
 
 def _patient_reference(patient: str) -> str:
     if not re.fullmatch(PATIENT_ID, patient):
-        raise ApiError(
-            HTTPStatus.NOT_FOUND, "not_found", "a patient id is 1-64 letters, digits, '.' or '-'"
-        )
+        raise no_such_patient()  # no patient has such an id (1-64 letters, digits, '.', '-')
     return f"Patient/{patient}"
 
 
 def _pull(patient: str, kind: RecordKind, key: str) -> tuple[dict[str, Any], HTTPStatus]:
     reference = _patient_reference(patient)
-    principal().require("read", PRIMARY_TYPE[kind], reference)
+    require_patient_read(reference, PRIMARY_TYPE[kind])
     query = PullQuerySchema().load(request.args.to_dict())
     window = PullWindow(query["since"], query["until"], query["_lastUpdated"])
     pulled = pull_records(runtime().client, reference, kind, window, current_request_id())
@@ -101,15 +104,20 @@ def _signing_key() -> bytes:
     return key
 
 
-def page_token(url: str) -> str:
+# Marks a token whose search already left out another patient's entries: the server's `total`
+# then counts them too, so no page of that search claims it. Signed with the URL.
+_DROPPED = b"!"
+
+
+def page_token(url: str, dropped: bool = False) -> str:
     """An opaque, signed token for a server's next link: callers cannot forge another search."""
-    raw = url.encode()
+    raw = (_DROPPED if dropped else b"") + url.encode()
     mac = hmac.new(_signing_key(), raw, hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(mac + raw).decode().rstrip("=")
 
 
-def page_url(token: str) -> str:
-    """The server URL inside a token we signed, or 400."""
+def page_url(token: str) -> tuple[str, bool]:
+    """The server URL inside a token we signed (and whether its search dropped entries), or 400."""
     try:
         blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except ValueError:
@@ -120,14 +128,15 @@ def page_url(token: str) -> str:
         raise ApiError(
             HTTPStatus.BAD_REQUEST, "bad_parameter", "_page is not a token this service issued"
         )
-    return raw.decode()
+    dropped = raw.startswith(_DROPPED)
+    return raw.removeprefix(_DROPPED).decode(), dropped
 
 
 @bp.get("/<patient>/observations")
 def observations(patient: str) -> Response:
     """FHIR search on the patient's Observations, passed through; answers a searchset Bundle."""
     reference = _patient_reference(patient)
-    principal().require("read", "Observation", reference)
+    require_patient_read(reference, "Observation")
     unknown = set(request.args) - set(PASS_THROUGH) - {"_page"}
     if unknown:
         raise ApiError(
@@ -145,9 +154,10 @@ def observations(patient: str) -> Response:
             [Problem(name, "must not be empty") for name in empty],
         )
     client = runtime().client
+    dropped_before = False
     try:
         if "_page" in request.args:
-            url = page_url(request.args["_page"])
+            url, dropped_before = page_url(request.args["_page"])
             bundle = next(client.search_pages_from(url, request_id=current_request_id()))
         else:
             params = [("subject", reference), *request.args.items(multi=True)]
@@ -175,17 +185,27 @@ def observations(patient: str) -> Response:
     left_out = len(bundle.get("entry", [])) - len(entries)
     if left_out:
         log.warning("left out %d search entries not about the patient", left_out)
-    links = [{"relation": "self", "url": request.full_path.rstrip("?")}]
+    dropped = dropped_before or left_out > 0
+    # Absolute links of ours (standard clients, fhirclient among them, follow `next` as given);
+    # the server's next link travels signed inside `_page`.
+    here = request.url_root + request.full_path.lstrip("/").rstrip("?")
+    links = [{"relation": "self", "url": here}]
     for link in bundle.get("link", []):
         if link.get("relation") == "next" and link.get("url"):
+            token = page_token(link["url"], dropped)
             links.append(
                 {
                     "relation": "next",
                     "url": url_for(
-                        "patients.observations", patient=patient, _page=page_token(link["url"])
+                        "patients.observations", patient=patient, _page=token, _external=True
                     ),
                 }
             )
-    answer = {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    answer: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if isinstance(bundle.get("total"), int) and not dropped:
+        # The server's count of this patient's matches; once we left out entries it counted,
+        # it is not the number a client will see, so none is claimed.
+        answer["total"] = bundle["total"]
+    answer["entry"] = entries
     audit.note("read", "observation", [reference], len(entries))
     return Response(json.dumps(answer), status=HTTPStatus.OK, mimetype=FHIR_JSON)

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from mappings.records import DiaryEntry, InfusionRecord
 from mappings.signals import evaluate
 from service.api import audit
-from service.api.context import principal
+from service.api.context import require_patient_read
 from service.api.patients import _patient_reference
 from service.api.signals import rules
 from service.api.sync import runtime
@@ -66,10 +66,8 @@ def _private(response: Response) -> Response:
 def report(patient: str) -> Response:
     """The patient's MG-ADL and chosen ratings over time, infusions and reactions marked."""
     reference = _patient_reference(patient)
-    caller = principal()
-    caller.require("read", "Observation", reference)
     # The page shows infusions too: the caller must be allowed to read those as well.
-    caller.require("read", "MedicationAdministration", reference)
+    require_patient_read(reference, "Observation", "MedicationAdministration")
     query = ReportQuerySchema().load(request.args.to_dict())
     if query["since"] and query["until"] and query["until"] <= query["since"]:
         raise ValidationError({"until": ["must be after since"]})

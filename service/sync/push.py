@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from marshmallow import ValidationError
 
@@ -220,6 +220,15 @@ class Pusher:
             if not plan.writes and index not in results:
                 results[index] = self._finish(entry, plan, [])
         for group in chunks(plans, self.chunk_size):
+            try:
+                refused = self._refuse_foreign(entries, plans, group, strategy)
+            except FhirClientError as exc:
+                results.update({i: self._failure(entries[i], plans[i], exc) for i in group})
+                continue
+            results.update(refused)
+            group = [i for i in group if i not in refused]
+            if not group:
+                continue
             if strategy.transport == "transaction":
                 results.update(self._by_transaction(entries, plans, group))
             elif strategy.transport == "batch" and strategy.method == "update-as-create":
@@ -237,6 +246,128 @@ class Pusher:
             _counts(deliveries),
         )
         return deliveries
+
+    # ---- the shared id space ---------------------------------------------------------
+
+    def _refuse_foreign(
+        self,
+        entries: Sequence[ClaimedEntry],
+        plans: Sequence[RecordPlan],
+        group: list[int],
+        strategy: PushStrategy,
+    ) -> dict[int, Delivery]:
+        """Fail the records whose first blind write would land on another patient's resource.
+
+        A system caller's record ids (and so our identifiers and uuid5 ids) are the app's, not
+        the patient's: with the ledger lost (or a second instance), reusing an id for another
+        patient makes `PUT Type/{id}` (update as create) or `PUT Type?identifier=` (conditional
+        update) replace that patient's resource. So before the first write of resources the
+        ledger never sent, one lookup per chunk (a batch of one search per type, or a search per
+        type where the server has no batch) finds which already exist, and a record of which
+        any has another subject fails with `foreign_subject`, nothing sent. Patient-scoped
+        records carry the patient in their identifiers and need no lookup; a conditional
+        create's 200 is checked in _settle_existing.
+        """
+        by_id = strategy.method == "update-as-create"
+        if not by_id and strategy.method != "conditional-update":
+            return {}
+        blind: dict[tuple[str, str], list[tuple[int, PlannedWrite]]] = {}
+        for index in group:
+            if entries[index].patient_scope:
+                continue
+            for write in plans[index].writes:
+                if not write.is_update:
+                    key = write.our_id if by_id else "|".join(write.identifier)
+                    blind.setdefault((write.resource_type, key), []).append((index, write))
+        if not blind:
+            return {}
+        refused: dict[int, Delivery] = {}
+        for theirs in self._existing_resources(blind, by_id):
+            rtype = str(theirs.get("resourceType"))
+            keys: list[tuple[str, str]]
+            if by_id:
+                keys = [(rtype, str(theirs.get("id")))]
+            else:
+                keys = [
+                    (rtype, f"{i.get('system')}|{i.get('value')}")
+                    for i in theirs.get("identifier") or []
+                    if isinstance(i, dict)
+                ]
+            for match in keys:
+                for index, write in blind.get(match, []):
+                    if index in refused or self._same_subject(
+                        write.body.get("subject"), theirs.get("subject")
+                    ):
+                        continue
+                    # Ids and counts only: never the other patient's resource or reference.
+                    log.warning(
+                        "entry %s: %s/%s exists with another subject; nothing sent",
+                        entries[index].ledger_id,
+                        write.resource_type,
+                        theirs.get("id"),
+                    )
+                    refused[index] = Delivery(
+                        entries[index],
+                        Outcome.FAILED,
+                        error=ErrorInfo(
+                            code="foreign_subject",
+                            diagnostics=f"{write.resource_type}/{theirs.get('id')} has this "
+                            "record's id but another subject; it was not changed",
+                        ),
+                    )
+        return refused
+
+    def _existing_resources(
+        self, blind: dict[tuple[str, str], list[tuple[int, PlannedWrite]]], by_id: bool
+    ) -> list[dict[str, Any]]:
+        """The server's resources at the planned ids (or identifiers): one request if it can."""
+        wanted: dict[str, list[str]] = {}
+        for resource_type, key in blind:
+            if not by_id:  # a token search: escape what separates values
+                system, _, value = key.partition("|")
+                key = system + "|" + "".join("\\" + c if c in "\\|,$" else c for c in value)
+            wanted.setdefault(resource_type, []).append(key)
+        name = "_id" if by_id else "identifier"
+        searches = {
+            rtype: [(name, ",".join(keys)), ("_count", str(len(keys)))]
+            for rtype, keys in sorted(wanted.items())
+        }
+        found: list[dict[str, Any]] = []
+        if not self.client.capabilities().batch:
+            for rtype, params in searches.items():
+                found.extend(self.client.search(rtype, params, request_id=self.request_id))
+            return found
+        # _elements only in the batch: a strict search on a server without it would be a 400.
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {
+                    "request": {
+                        "method": "GET",
+                        "url": f"{rtype}?"
+                        + urlencode([*params, ("_elements", "identifier,subject")], safe=",|:/"),
+                    }
+                }
+                for rtype, params in searches.items()
+            ],
+        }
+        answers = self.client.batch(bundle, idempotent=True, request_id=self.request_id)
+        for answer in answers:
+            if not answer.ok or not isinstance(answer.resource, dict):
+                raise FhirServerError(
+                    answer.status, method="GET", path="batch search", outcome=answer.outcome
+                )
+            found.extend(_matches(answer.resource))
+            more = [
+                link.get("url")
+                for link in answer.resource.get("link") or []
+                if isinstance(link, dict) and link.get("relation") == "next"
+            ]
+            if more and isinstance(more[0], str):  # a server that capped _count: the rest
+                for page in self.client.search_pages_from(more[0], request_id=self.request_id):
+                    found.extend(_matches(page))
+        return found
 
     # ---- transports -----------------------------------------------------------------
 
@@ -586,6 +717,17 @@ class _Found(StrEnum):
 def _existing(write: PlannedWrite, result: WriteResult) -> bool:
     """A conditional create answered 200, not 201: the server kept what it had."""
     return write.request["method"] == "POST" and result.status == HTTPStatus.OK
+
+
+def _matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The matched resources of a searchset page (not included ones)."""
+    return [
+        e["resource"]
+        for e in bundle.get("entry") or []
+        if isinstance(e, dict)
+        and isinstance(e.get("resource"), dict)
+        and (e.get("search") or {}).get("mode", "match") == "match"
+    ]
 
 
 def _content(resource: dict[str, Any]) -> dict[str, Any]:

@@ -163,8 +163,10 @@ def test_another_patient_of_the_same_app_answers_like_an_unknown_one(
 ) -> None:
     other = client.get(f"/patients/{B}/{route}", headers=as_a)
     unknown = client.get(f"/patients/{NOBODY}/{route}", headers=as_a)
-    assert other.status_code == unknown.status_code == HTTPStatus.FORBIDDEN
-    assert other.get_data() == unknown.get_data()
+    # "Not yours" is "not there": the 404 an unknown patient (or an impossible id) gets.
+    malformed = client.get(f"/patients/no_such_id/{route}", headers=as_a)
+    assert other.status_code == unknown.status_code == malformed.status_code == HTTPStatus.NOT_FOUND
+    assert other.get_data() == unknown.get_data() == malformed.get_data()
     assert other.headers["Content-Type"] == unknown.headers["Content-Type"]
     assert B not in other.get_data(as_text=True)
     assert server.subjects == []  # refused before anything was read from the server

@@ -240,7 +240,7 @@ def test_two_workers_share_page_tokens_and_metrics(
         def get(path: str) -> tuple[requests.Response, int]:
             request_id = f"workers-{next(asked)}"
             response = requests.get(  # a new connection each time, so either worker may accept
-                f"{base_url}{path}",
+                path if path.startswith("http") else f"{base_url}{path}",  # next links: absolute
                 headers={**BATCH, "X-Request-ID": request_id, "Connection": "close"},
                 timeout=60,
             )
@@ -254,6 +254,7 @@ def test_two_workers_share_page_tokens_and_metrics(
             (lk["url"] for lk in page.json()["link"] if lk["relation"] == "next"), None
         ):
             assert crossed < 24, "more pages than resources"
+            assert nxt.startswith(f"{base_url}/patients/"), nxt  # absolute, on the host asked
             for _ in range(TRIES_PER_LINK):
                 page, answered_by = get(nxt)
                 # Every answer counts, the signer's own too; a foreign key would be a 400 here.

@@ -112,6 +112,11 @@ class World:
             entry_id=entry_id, patient={"reference": f"Patient/{patient}"}, fatigue=fatigue
         )
 
+    def unbound_id(self, name: str) -> str:
+        """A record id of the unbound caller's, unique to this world: its ids are the app's, and
+        the server keeps earlier runs' resources (an id reused for another patient is refused)."""
+        return f"{name}-{self.a.rsplit('-', 1)[-1]}"  # the time stamp: no patient id in it
+
     def post(self, who: str, body: Any, path: str = "/sync/diary-entries") -> Any:
         return self.client.post(path, json=body, headers=self.headers(who))
 
@@ -238,8 +243,8 @@ def test_request_status_shows_only_the_callers_patients(world: World) -> None:
 
     # The backend sends one request for both patients: each patient sees only its item.
     both = [
-        world.entry("a", 1, entry_id="backend-a-1"),
-        world.entry("b", 1, entry_id="backend-b-1"),
+        world.entry("a", 1, entry_id=world.unbound_id("backend-a-1")),
+        world.entry("b", 1, entry_id=world.unbound_id("backend-b-1")),
     ]
     mixed = world.client.post(
         "/sync/diary-entries",
@@ -251,10 +256,12 @@ def test_request_status_shows_only_the_callers_patients(world: World) -> None:
         who: world.client.get(mixed.json["status_url"], headers=world.headers(who)).json
         for who in ("a", "b", "backend")
     }
-    assert [i["id"] for i in seen["a"]["items"]] == ["backend-a-1"]
-    assert [i["id"] for i in seen["b"]["items"]] == ["backend-b-1"]
+    assert [i["id"] for i in seen["a"]["items"]] == [world.unbound_id("backend-a-1")]
+    assert [i["id"] for i in seen["b"]["items"]] == [world.unbound_id("backend-b-1")]
     assert seen["a"]["counts"] == {"queued": 1}
-    assert sorted(i["id"] for i in seen["backend"]["items"]) == ["backend-a-1", "backend-b-1"]
+    assert sorted(i["id"] for i in seen["backend"]["items"]) == sorted(
+        world.unbound_id(name) for name in ("backend-a-1", "backend-b-1")
+    )
 
 
 def test_another_patients_record_answers_as_an_unknown_one(world: World) -> None:
@@ -300,11 +307,15 @@ def test_delete_withdraws_only_the_callers_own_record(world: World) -> None:
 def test_an_unbound_caller_reusing_an_id_for_another_patient_gets_409(world: World) -> None:
     backend = world.headers("backend")
     first = world.client.post(
-        "/sync/diary-entries", json=world.entry("b", 9, entry_id="backend-1"), headers=backend
+        "/sync/diary-entries",
+        json=world.entry("b", 9, entry_id=world.unbound_id("backend-1")),
+        headers=backend,
     )
     assert only_result(first)["outcome"] == "created"
     reused = world.client.post(
-        "/sync/diary-entries", json=world.entry("a", 2, entry_id="backend-1"), headers=backend
+        "/sync/diary-entries",
+        json=world.entry("a", 2, entry_id=world.unbound_id("backend-1")),
+        headers=backend,
     )
     assert reused.status_code == HTTPStatus.CONFLICT
     assert reused.json["error"] == "record_of_another_patient"
@@ -316,7 +327,7 @@ def test_an_unbound_caller_reusing_an_id_for_another_patient_gets_409(world: Wor
         assert copy["subject"] == {"reference": f"Patient/{world.b}"}
         assert copy["meta"]["versionId"] == resource["version_id"]
     # The backend's record of B is the one B's own credential finds (no second record).
-    b_again = world.post("b", world.entry("b", 9, entry_id="backend-1"))
+    b_again = world.post("b", world.entry("b", 9, entry_id=world.unbound_id("backend-1")))
     assert only_result(b_again)["outcome"] == "unchanged"
 
 

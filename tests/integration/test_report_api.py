@@ -128,7 +128,10 @@ def test_a_caller_confined_to_another_patient_is_refused(
     client: FlaskClient, patient_id: str
 ) -> None:
     answer = client.get(f"/patients/{patient_id}/report", headers=headers("diary_app"))
-    assert answer.status_code == HTTPStatus.FORBIDDEN
+    # Not its patient: answered as an unknown patient is, byte for byte.
+    unknown = client.get("/patients/synthetic-nobody-x/report", headers=headers("diary_app"))
+    assert answer.status_code == unknown.status_code == HTTPStatus.NOT_FOUND
+    assert answer.get_data() == unknown.get_data()
     assert client.get(f"/patients/{patient_id}/report").status_code == HTTPStatus.UNAUTHORIZED
 
 

@@ -296,11 +296,12 @@ def test_a_diary_app_syncs_only_its_own_patient(new_client: AppFactory) -> None:
         client.post("/sync/diary-entries", json=other, headers=headers("diary_app")).status_code
         == HTTPStatus.FORBIDDEN
     )
+    # A write for another patient is refused (403); a read of one is "not there" (404).
     assert (
         client.get(
             "/patients/synthetic-mg-002/diary-entries", headers=headers("diary_app")
         ).status_code
-        == HTTPStatus.FORBIDDEN
+        == HTTPStatus.NOT_FOUND
     )
     mine = client.post("/sync/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app"))
     assert set(outcomes(mine)) <= {"created", "updated", "unchanged"}
@@ -344,10 +345,20 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(
     assert first.status_code == HTTPStatus.OK
     assert first.mimetype == "application/fhir+json"
     seen = [e["resource"]["id"] for e in first.json["entry"]]
+    # The server's total passes through where it gave one (nothing was left out here).
+    direct = requests.get(
+        f"{any_fhir_server}/Observation",
+        params={"subject": f"Patient/{patient}", "_count": "5"},
+        timeout=30,
+    ).json()
+    assert first.json["total"] == direct["total"] == 2 * 12  # both servers give one
     page = first.json
     while nxt := next((lk["url"] for lk in page["link"] if lk["relation"] == "next"), None):
         assert "_page=" in nxt and "http" not in nxt.split("_page=")[1]  # opaque, not a URL
-        page = client.get(nxt, headers=BATCH).json
+        # Absolute and ours, as standard clients follow it: never the FHIR server's URL.
+        assert nxt.startswith("http://localhost/patients/") and any_fhir_server not in nxt
+        page = client.get(nxt, headers=BATCH).json  # followed exactly as given
+        assert page["link"][0] == {"relation": "self", "url": nxt}
         seen.extend(e["resource"]["id"] for e in page["entry"])
         for entry in page["entry"]:
             assert entry["resource"]["subject"]["reference"] == f"Patient/{patient}"
@@ -368,8 +379,8 @@ def test_fhir_search_pass_through_pages_with_signed_tokens(
         }
     ]
     other = client.get(f"/patients/{patient}/observations", headers=headers("diary_app"))
-    assert other.status_code == HTTPStatus.FORBIDDEN
-    assert other.json["issue"][0]["code"] == "forbidden"
+    assert other.status_code == HTTPStatus.NOT_FOUND  # not its patient: "not there"
+    assert other.json["issue"][0]["code"] == "not-found"
     anonymous = client.get(f"/patients/{patient}/observations")
     assert anonymous.status_code == HTTPStatus.UNAUTHORIZED
     assert anonymous.json["issue"][0]["code"] == "login"
@@ -439,7 +450,7 @@ def test_two_patients_of_one_app_each_read_only_their_own(
     for route in ("diary-entries", "infusions", "observations", "report"):
         other = client.get(f"/patients/{b}/{route}", headers=as_a)
         unknown = client.get(f"/patients/{nobody}/{route}", headers=as_a)
-        assert other.status_code == unknown.status_code == HTTPStatus.FORBIDDEN, route
+        assert other.status_code == unknown.status_code == HTTPStatus.NOT_FOUND, route
         assert other.get_data() == unknown.get_data(), route
         assert b not in other.get_data(as_text=True)
 

@@ -69,8 +69,35 @@ def claimed(
     )
 
 
+def empty_searches(bundle: dict) -> tuple[int, dict, str]:
+    """A batch of searches (the pusher's look-up before a first blind write) that finds nothing."""
+    found = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
+    entries = [{"response": {"status": "200 OK"}, "resource": found} for _ in bundle["entry"]]
+    reply = {"resourceType": "Bundle", "type": "batch-response", "entry": entries}
+    return 200, {}, json.dumps(reply)
+
+
+def is_lookup(bundle: dict) -> bool:
+    """True for the pusher's batch of searches (GETs), not a write."""
+    return bundle["type"] == "batch" and all(
+        e["request"]["method"] == "GET" for e in bundle["entry"]
+    )
+
+
+def answering_lookups(callback: Any) -> Any:
+    """A POST [base] callback that answers look-ups with no match and writes with `callback`."""
+
+    def answer(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        return empty_searches(bundle) if is_lookup(bundle) else callback(request)
+
+    return answer
+
+
 def transaction_response(request: Any) -> tuple[int, dict, str]:
     bundle = json.loads(request.body)
+    if is_lookup(bundle):
+        return empty_searches(bundle)
     entries = [
         {
             "response": {
@@ -108,7 +135,9 @@ def test_a_new_entry_is_created_in_one_transaction(client: FhirClient) -> None:
     (delivery,) = Pusher(client).push([claimed()])
     assert delivery.outcome is Outcome.CREATED
     assert all(s.server_id and s.version_id == "1" for s in delivery.resources)
-    assert len(responses.calls) == 2  # metadata + one transaction
+    # metadata + one look-up (a system caller's first write: are these ids another's?) + one
+    # transaction
+    assert len(responses.calls) == 3
 
 
 @responses.activate
@@ -168,7 +197,7 @@ def test_a_refused_transaction_is_split_until_the_bad_record_stands_alone(
             return 422, {}, json.dumps(outcome("invalid", "Observation.code: required"))
         return transaction_response(request)
 
-    responses.add_callback(responses.POST, BASE, callback=callback)
+    responses.add_callback(responses.POST, BASE, callback=answering_lookups(callback))
     good = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"ok-{n}"})) for n in range(3)]
     bad = claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": bad_id}))
     pusher = Pusher(client, chunk_size=200)
@@ -192,7 +221,7 @@ def test_a_server_that_caps_transactions_gets_smaller_bundles_from_then_on(
             return 400, {}, json.dumps(outcome("invalid", "too many update operations"))
         return transaction_response(request)
 
-    responses.add_callback(responses.POST, BASE, callback=callback)
+    responses.add_callback(responses.POST, BASE, callback=answering_lookups(callback))
     records = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"r-{n}"})) for n in range(4)]
     pusher = Pusher(client, chunk_size=200)
     assert {d.outcome for d in pusher.push(records)} == {Outcome.CREATED}
@@ -223,7 +252,7 @@ def test_without_transactions_batch_reports_each_entry(client: FhirClient) -> No
             json.dumps({"resourceType": "Bundle", "type": "batch-response", "entry": entries}),
         )
 
-    responses.add_callback(responses.POST, BASE, callback=callback)
+    responses.add_callback(responses.POST, BASE, callback=answering_lookups(callback))
     second = DiaryEntry(**{**ENTRY.__dict__, "entry_id": "second"})
     deliveries = Pusher(client).push([claimed(), claimed(second)])
     assert [d.outcome for d in deliveries] == [Outcome.CREATED, Outcome.FAILED]
@@ -241,7 +270,13 @@ def test_without_batch_or_transaction_each_resource_is_written_alone(client: Fhi
         return 201, {"Location": f"{request.url.split('?')[0]}/x{len(puts)}/_history/1"}, "{}"
 
     responses.add_callback(responses.PUT, re.compile(f"{BASE}/.*"), callback=callback)
+    nothing = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    lookups = [  # no batch: one search per type
+        responses.get(f"{BASE}/{t}", json=nothing)
+        for t in ("Observation", "MedicationAdministration")
+    ]
     (delivery,) = Pusher(client).push([claimed()])
+    assert [lookup.call_count for lookup in lookups] == [1, 1]
     assert delivery.outcome is Outcome.CREATED
     assert len(puts) == len(delivery.resources)
     assert all("identifier=" in url for url in puts)  # conditional update, no server search twice
