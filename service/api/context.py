@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -29,6 +30,16 @@ def principal() -> Principal:
 def no_such_patient() -> ApiError:
     """The one 404 of /patients/{id}/*: an unknown patient and another's answer alike."""
     return ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such patient")
+
+
+PATIENT_ID = r"[A-Za-z0-9.-]{1,64}"  # a FHIR id
+
+
+def patient_reference(patient: str) -> str:
+    """The path's patient id as "Patient/<id>"; an id no patient can have is no such patient."""
+    if not re.fullmatch(PATIENT_ID, patient):
+        raise no_such_patient()
+    return f"Patient/{patient}"
 
 
 def require_patient_read(patient: str, *resource_types: str) -> None:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +17,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from service.api import audit
 from service.api.context import (
     PRIMARY_TYPE,
-    no_such_patient,
+    patient_reference,
     require_patient_read,
     sees_diagnostics,
 )
@@ -33,7 +32,6 @@ from service.sync.pull import PullWindow, pull_records
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 log = logging.getLogger(__name__)
 
-PATIENT_ID = r"[A-Za-z0-9.-]{1,64}"
 # FHIR search parameters a clinician's tool may pass through; the subject is always ours to set.
 PASS_THROUGH = ("code", "category", "date", "status", "_lastUpdated", "_sort", "_count")
 AWARE = {"invalid_awareness": "must include a timezone offset"}
@@ -60,14 +58,8 @@ def _refusal(issue: OutcomeIssue, operator: bool) -> str:
     return f"{said} ({diagnostics})" if diagnostics else said
 
 
-def _patient_reference(patient: str) -> str:
-    if not re.fullmatch(PATIENT_ID, patient):
-        raise no_such_patient()  # no patient has such an id (1-64 letters, digits, '.', '-')
-    return f"Patient/{patient}"
-
-
 def _pull(patient: str, kind: RecordKind, key: str) -> tuple[dict[str, Any], HTTPStatus]:
-    reference = _patient_reference(patient)
+    reference = patient_reference(patient)
     require_patient_read(reference, PRIMARY_TYPE[kind])
     query = PullQuerySchema().load(request.args.to_dict())
     window = PullWindow(query["since"], query["until"], query["_lastUpdated"])
@@ -135,7 +127,7 @@ def page_url(token: str) -> tuple[str, bool]:
 @bp.get("/<patient>/observations")
 def observations(patient: str) -> Response:
     """FHIR search on the patient's Observations, passed through; answers a searchset Bundle."""
-    reference = _patient_reference(patient)
+    reference = patient_reference(patient)
     require_patient_read(reference, "Observation")
     unknown = set(request.args) - set(PASS_THROUGH) - {"_page"}
     if unknown:

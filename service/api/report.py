@@ -12,8 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from mappings.records import DiaryEntry, InfusionRecord
 from mappings.signals import evaluate
 from service.api import audit
-from service.api.context import require_patient_read
-from service.api.patients import _patient_reference
+from service.api.context import patient_reference, require_patient_read
 from service.api.signals import rules
 from service.api.sync import runtime
 from service.observability import current_request_id
@@ -65,7 +64,7 @@ def _private(response: Response) -> Response:
 @bp.get("/<patient>/report")
 def report(patient: str) -> Response:
     """The patient's MG-ADL and chosen ratings over time, infusions and reactions marked."""
-    reference = _patient_reference(patient)
+    reference = patient_reference(patient)
     # The page shows infusions too: the caller must be allowed to read those as well.
     require_patient_read(reference, "Observation", "MedicationAdministration")
     query = ReportQuerySchema().load(request.args.to_dict())

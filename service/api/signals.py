@@ -11,8 +11,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from mappings.signals import RuleSet
 from service.api import audit
-from service.api.context import principal
-from service.api.patients import _patient_reference
+from service.api.context import patient_reference, require_patient_read
 from service.api.sync import sessions
 from service.signals import NOTICE, PatientSignal, patient_signals
 
@@ -66,9 +65,9 @@ def _view(item: PatientSignal) -> dict[str, Any]:
 @bp.get("/<patient>/signals")
 def signals(patient: str) -> tuple[dict[str, Any], HTTPStatus]:
     """Active signals and those resolved in the last `recent_days`, each with its evidence."""
-    reference = _patient_reference(patient)
+    reference = patient_reference(patient)
     # The same check as the patient's other data: another patient answers like an unknown one.
-    principal().require("read", "Flag", reference)
+    require_patient_read(reference, "Flag")
     query = SignalsQuerySchema().load(request.args.to_dict())
     since = datetime.now(UTC) - timedelta(days=query["recent_days"])
     found = [

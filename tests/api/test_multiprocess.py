@@ -35,7 +35,7 @@ def test_processes_sharing_a_configured_key_accept_each_others_page_tokens(
     with one.test_request_context():
         token = page_token(NEXT)
     with two.test_request_context():
-        assert page_url(token) == NEXT
+        assert page_url(token) == (NEXT, False)
     with other.test_request_context(), pytest.raises(ApiError) as refused:
         page_url(token)
     assert refused.value.status == HTTPStatus.BAD_REQUEST

@@ -79,7 +79,7 @@ def test_a_patient_bound_key_cannot_see_the_other_patient_of_its_app(client: Fla
     status, body = _get(client, PATIENT, who)
     unknown_status, unknown_body = _get(client, "Patient/nobody-here", who)
     # Exactly like an unknown patient: nothing tells it the patient exists or has signals.
-    assert status == unknown_status == HTTPStatus.FORBIDDEN
+    assert status == unknown_status == HTTPStatus.NOT_FOUND
     assert body == unknown_body
     assert "danger" not in json.dumps(body)
 
