@@ -34,7 +34,7 @@ __all__ = [
     "transaction_bundle",
 ]
 
-MAPPED_TYPES = ("Observation", "MedicationAdministration")
+MAPPED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
 
 
 def record_to_resources(record: Record, ctx: MappingContext) -> list[dict[str, Any]]:

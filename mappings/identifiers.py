@@ -122,7 +122,10 @@ def parse_identifier(system: str, value: str) -> BusinessKey | None:
 
 def resource_business_key(resource: dict[str, Any]) -> BusinessKey:
     """The business key carried by a resource, or NotOurResource."""
-    for ident in resource.get("identifier", []) or []:
+    idents = resource.get("identifier") or []
+    if isinstance(idents, dict):  # R4 AdverseEvent.identifier is 0..1
+        idents = [idents]
+    for ident in idents:
         if not isinstance(ident, dict):
             continue
         system, value = ident.get("system"), ident.get("value")
