@@ -90,9 +90,11 @@ def test_titration_and_reaction_reach_the_server_in_standard_shapes_and_pull_bac
         settings={"app_id": "diarybridge-test", "api_base": fhir_server}
     )
     query = {"subject": f"Patient/{patient}"}
-    (read_event,) = AdverseEvent.where(struct=query).perform_resources(smart.server)
+    (read_event,) = AdverseEvent.where(struct=query).perform_resources_iter(smart.server)
     assert read_event.suspectEntity[0].instance.reference == main_ref
-    read_admins = MedicationAdministration.where(struct=query).perform_resources(smart.server)
+    read_admins = list(
+        MedicationAdministration.where(struct=query).perform_resources_iter(smart.server)
+    )
     rates = sorted(
         (a.effectivePeriod.start.isostring, a.dosage.rateQuantity.value)
         for a in read_admins
