@@ -31,7 +31,6 @@ from service.fhir_client import (
     PreconditionFailed,
     PushStrategy,
     ServerCapabilities,
-    UnsupportedServerCapability,
     WriteResult,
     choose_push_strategy,
     clean_diagnostics,
@@ -53,8 +52,8 @@ log = logging.getLogger(__name__)
 
 PUSHED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
 # Needed for every record; the others repeat what these hold (an infusion's AdverseEvent points
-# at its symptom Observations), so a server that cannot write them with the chosen method gets
-# the record without them rather than nothing (SEKMET lists no AdverseEvent).
+# at its symptom Observations), so a server that cannot write them (see _takes) gets the record
+# without them rather than nothing (SEKMET lists no AdverseEvent).
 REQUIRED_TYPES = ("Observation", "MedicationAdministration")
 # A server that answers these for one entry has judged that entry; sending it again won't help.
 PERMANENT = {
@@ -613,14 +612,16 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _takes(caps: ServerCapabilities, resource_type: str, chosen: PushStrategy) -> bool:
-    """Whether the server writes this type with the method chosen for the required ones."""
-    if caps.resource(resource_type) is None:
-        return False
-    try:
-        both = choose_push_strategy(caps, (*REQUIRED_TYPES, resource_type))
-    except UnsupportedServerCapability:
-        return False
-    return both.method == chosen.method
+    """Whether the server writes this type by PUT Type/id (update-as-create). Conditional writes
+    of AdverseEvent would search `identifier`, which R4 does not define for it, and a server
+    refusing that would fail the whole record."""
+    res = caps.resource(resource_type)
+    return (
+        chosen.method == "update-as-create"
+        and res is not None
+        and "update" in res.interactions
+        and res.update_create
+    )
 
 
 def _conditional(plan: RecordPlan) -> bool:
