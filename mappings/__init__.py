@@ -35,7 +35,7 @@ __all__ = [
     "transaction_bundle",
 ]
 
-MAPPED_TYPES = ("Observation", "MedicationAdministration", "QuestionnaireResponse")
+MAPPED_TYPES = ("Observation", "MedicationAdministration", "QuestionnaireResponse", "AdverseEvent")
 
 
 def record_to_resources(record: Record, ctx: MappingContext) -> list[dict[str, Any]]:

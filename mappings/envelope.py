@@ -19,7 +19,7 @@ EXTENSION_BASE = "https://diarybridge.dev/fhir/StructureDefinition/"
 EXT_TIME_NOT_REPORTED = EXTENSION_BASE + "time-not-reported"
 EXT_DOSING_WEIGHT = EXTENSION_BASE + "dosing-weight"
 EXT_INFUSED_VOLUME = EXTENSION_BASE + "infused-volume"
-EXT_RATE_STEP = EXTENSION_BASE + "rate-step"
+EXT_RATE_STEP = EXTENSION_BASE + "rate-step"  # read only: titration steps are now resources
 
 
 def patient_reported_tag() -> JSON:

@@ -123,7 +123,8 @@ def parse_identifier(system: str, value: str) -> BusinessKey | None:
 def resource_business_key(resource: dict[str, Any]) -> BusinessKey:
     """The business key carried by a resource, or NotOurResource."""
     idents = resource.get("identifier", []) or []
-    # QuestionnaireResponse.identifier is one Identifier (0..1) in R4, a list elsewhere
+    # QuestionnaireResponse.identifier and AdverseEvent.identifier are one
+    # Identifier (0..1) in R4, a list elsewhere
     for ident in [idents] if isinstance(idents, dict) else idents:
         if not isinstance(ident, dict):
             continue

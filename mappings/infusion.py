@@ -1,5 +1,6 @@
-"""Infusion record <-> MedicationAdministration (+ premedications, + adverse-reaction
-Observations that point at the administration via partOf)."""
+"""Infusion record <-> MedicationAdministration (+ premedications, + one MedicationAdministration
+per titration step, + symptom Observations of a reaction and the AdverseEvent that names the
+infusion as its suspected cause)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from mappings.records import (
     Reason,
     Route,
     Setting,
+    Severity,
 )
 
 JSON = dict[str, Any]
@@ -55,6 +57,8 @@ JSON = dict[str, Any]
 ADMINISTRATION = "administration"
 PREMEDICATION_PREFIX = "premedication-"
 REACTION_PREFIX = "reaction-"
+RATE_STEP_PREFIX = "rate-step-"
+ADVERSE_EVENT = "adverse-event"
 PRODUCT_ID = "product"
 
 # records.InfusionStatus -> MedicationAdministration.status (same codes in R4 and R5).
@@ -89,6 +93,8 @@ def infusion_record_to_resources(record: InfusionRecord, ctx: MappingContext) ->
                 part_of=main_ref,
             )
         )
+    out.extend(_rate_steps(record, ctx, main_ref))
+    symptom_refs = []
     for index, reaction in enumerate(record.adverse_reactions):
         key = business_key(ctx, INFUSION, record.infusion_id, f"{REACTION_PREFIX}{index}")
         o = observation(
@@ -98,25 +104,93 @@ def infusion_record_to_resources(record: InfusionRecord, ctx: MappingContext) ->
             reaction.onset,
             codeable_concept(code_tables.symptom_code(reaction.symptom.value)),
         )
-        o["partOf"] = [reference(main_ref)]
+        # No partOf: a reaction is not a step of the infusion; the AdverseEvent below links
+        # the symptoms to their suspected cause.
         o["valueCodeableConcept"] = codeable_concept(
             code_tables.code("snomed", "severity", reaction.severity.value)
         )
         out.append(o)
+        symptom_refs.append(f"Observation/{o['id']}")
+    if record.adverse_reactions:
+        # Last: it references the administration and the symptoms, which are written first.
+        out.append(_adverse_event(record, ctx, main_ref, symptom_refs))
     return out
 
 
-def _administration(record: InfusionRecord, ctx: MappingContext) -> JSON:
+def _adverse_event(
+    record: InfusionRecord, ctx: MappingContext, main_ref: str, symptom_refs: list[str]
+) -> JSON:
+    """One AdverseEvent per infusion with reactions: the record keeps no episodes, so all
+    reactions to one infusion (the "IVIG flu" of that course day) are one episode. It occurred
+    at the first onset, as bad as the worst symptom. No causality: the diary carries the
+    patient's attribution, not an assessment by anyone; no outcome: the record has none."""
+    key = business_key(ctx, INFUSION, record.infusion_id, ADVERSE_EVENT)
+    ae = envelope("AdverseEvent", ctx, key)
+    first = min(record.adverse_reactions, key=lambda r: r.onset)
+    order = list(Severity)
+    worst = max(record.adverse_reactions, key=lambda r: order.index(r.severity))
+    ae["subject"] = patient_reference(record.patient)
+    versions.shape_adverse_event(
+        ae,
+        ctx.fhir_version,
+        event=codeable_concept(code_tables.code("local", "adverse_event", "infusion_reaction")),
+        occurred=date_time(first.onset),
+        severity=codeable_concept(
+            code_tables.code("hl7", "adverse_event_severity", worst.severity.value)
+        ),
+        suspect=main_ref,
+        supporting=symptom_refs,
+    )
+    return ae
+
+
+def _rate_steps(record: InfusionRecord, ctx: MappingContext, main_ref: str) -> list[JSON]:
+    """Each titration step as its own MedicationAdministration partOf the whole infusion, with
+    its rate and the period it ran (until the next step, the last one until the infusion ended):
+    the R4 comment on dosage.rate[x] asks for a distinct administration per rate change."""
     version = ctx.fhir_version
-    key = business_key(ctx, INFUSION, record.infusion_id, ADMINISTRATION)
-    ma = envelope("MedicationAdministration", ctx, key)
+    units = code_tables.table("ucum")
+    steps = record.rate_steps
+    out = []
+    for index, step in enumerate(steps):
+        key = business_key(ctx, INFUSION, record.infusion_id, f"{RATE_STEP_PREFIX}{index}")
+        ma = envelope("MedicationAdministration", ctx, key)
+        ma["contained"] = [_medication(record)]
+        last = index == len(steps) - 1
+        if last or record.status is InfusionStatus.NOT_DONE:
+            ma["status"] = STATUS[record.status]
+        else:
+            ma["status"] = STATUS[InfusionStatus.COMPLETED]  # a later step followed it
+        ma["partOf"] = [reference(main_ref)]
+        versions.set_medication(ma, version, reference="#" + PRODUCT_ID)
+        ma["subject"] = patient_reference(record.patient)
+        end = record.end if last else steps[index + 1].at
+        if end is not None and end < step.at:
+            end = None  # never a backwards period
+        versions.set_occurrence(ma, version, period(step.at, end))
+        ma["dosage"] = {
+            "route": codeable_concept(code_tables.code("snomed", "route", record.route.value)),
+            "rateQuantity": quantity(step.ml_per_hour, units.get("units", "ml_per_hour")),
+        }
+        out.append(ma)
+    return out
+
+
+def _medication(record: InfusionRecord) -> JSON:
     medication: JSON = {"resourceType": "Medication", "id": PRODUCT_ID}
     product_code = medication_concept(record.product.brand, record.product.rxnorm)
     if product_code:
         medication["code"] = product_code
     if record.lot_number is not None:
         medication["batch"] = {"lotNumber": record.lot_number}
-    ma["contained"] = [medication]
+    return medication
+
+
+def _administration(record: InfusionRecord, ctx: MappingContext) -> JSON:
+    version = ctx.fhir_version
+    key = business_key(ctx, INFUSION, record.infusion_id, ADMINISTRATION)
+    ma = envelope("MedicationAdministration", ctx, key)
+    ma["contained"] = [_medication(record)]
     ma["extension"] = _extensions(record)
     if not ma["extension"]:
         del ma["extension"]
@@ -174,23 +248,6 @@ def _extensions(record: InfusionRecord) -> list[JSON]:
                 "valueQuantity": quantity(record.volume_ml, units.get("units", "ml")),
             }
         )
-    # Titration has no standard element (dosage.rate[x] holds one rate), so every step goes
-    # into a complex extension: when it started and the pump rate from then on.
-    for step in record.rate_steps:
-        ext.append(
-            {
-                "url": EXT_RATE_STEP,
-                "extension": [
-                    {"url": "at", "valueDateTime": date_time(step.at)},
-                    {
-                        "url": "rate",
-                        "valueQuantity": quantity(
-                            step.ml_per_hour, units.get("units", "ml_per_hour")
-                        ),
-                    },
-                ],
-            }
-        )
     return ext
 
 
@@ -205,11 +262,7 @@ def _dosage(record: InfusionRecord) -> JSON:
         "route": codeable_concept(code_tables.code("snomed", "route", record.route.value)),
         "dose": quantity(record.dose_g, units.get("units", "g")),
     }
-    if len(record.rate_steps) == 1:
-        dosage["rateQuantity"] = quantity(
-            record.rate_steps[0].ml_per_hour, units.get("units", "ml_per_hour")
-        )
-    return dosage
+    return dosage  # the rates are on the step administrations (_rate_steps)
 
 
 def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> InfusionRecord:
@@ -220,6 +273,8 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
     path = "MedicationAdministration"
     premeds: list[tuple[int, MedicationTaken]] = []
     reactions: list[tuple[int, AdverseReaction]] = []
+    steps: list[tuple[int, RateStep]] = []
+    adverse_event = None
     for part, res in parts.items():
         if part.startswith(PREMEDICATION_PREFIX):
             premeds.append(
@@ -227,6 +282,10 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
             )
         elif part.startswith(REACTION_PREFIX):
             reactions.append((_index(part, REACTION_PREFIX), _read_reaction(res)))
+        elif part.startswith(RATE_STEP_PREFIX):
+            steps.append((_index(part, RATE_STEP_PREFIX), _read_rate_step(res)))
+        elif part == ADVERSE_EVENT:
+            adverse_event = res
         elif part != ADMINISTRATION:
             raise InvalidInput(f"infusion {key.source_id}: unknown part {part}")
     occurrence = versions.get_occurrence(ma)
@@ -237,6 +296,8 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
         raise InvalidInput(f"{path}.status: {ma.get('status')} is not one we map")
     dosage = require(ma, "dosage", path)
     end = occurrence.get("end")
+    if adverse_event is not None:
+        _check_adverse_event(adverse_event)
     return InfusionRecord(
         infusion_id=key.source_id,
         patient=read_patient(require(ma, "subject", path), path + ".subject"),
@@ -248,7 +309,8 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
         lot_number=_read_lot(ma),
         dosing_weight_kg=_ext_quantity(ma, EXT_DOSING_WEIGHT),
         volume_ml=_ext_quantity(ma, EXT_INFUSED_VOLUME),
-        rate_steps=_read_rate_steps(ma),
+        rate_steps=tuple(s for _, s in sorted(steps, key=lambda i_s: i_s[0]))
+        or _read_legacy_rate_steps(ma),
         route=_read_coded(dosage.get("route"), "snomed", "route", Route, path + ".dosage.route"),
         access=_read_access(ma),
         setting=_read_setting(ma),
@@ -275,6 +337,27 @@ def _read_reaction(res: JSON) -> AdverseReaction:
         severity=read_severity(require(res, "valueCodeableConcept", path), path),
         onset=read_date_time(require(res, "effectiveDateTime", path), path + ".effective"),
     )
+
+
+def _read_rate_step(res: JSON) -> RateStep:
+    path = "MedicationAdministration (rate step)"
+    occurrence = versions.get_occurrence(res)
+    if not isinstance(occurrence, dict):
+        raise InvalidInput(f"{path}: expected an effective/occurence Period")
+    rate = require(require(res, "dosage", path), "rateQuantity", path + ".dosage")
+    return RateStep(
+        at=read_date_time(require(occurrence, "start", path), path + ".period.start"),
+        ml_per_hour=float(require(rate, "value", path + ".dosage.rateQuantity")),
+    )
+
+
+def _check_adverse_event(ae: JSON) -> None:
+    # Everything it says is derived from the record (its symptoms carry onset and severity),
+    # so reading back only checks that it is the shape we write. Its symptoms may be absent
+    # (an export or pull of some types only); they, not it, carry the reactions.
+    suspects, _ = versions.get_adverse_event_links(ae)
+    if ae.get("actuality") != "actual" or not suspects:
+        raise InvalidInput("AdverseEvent: expected an actual event with a suspect entity")
 
 
 def _read_product(ma: JSON) -> Product:
@@ -306,7 +389,9 @@ def _ext_quantity(ma: JSON, url: str) -> float | None:
     return float(q["value"]) if isinstance(q, dict) and "value" in q else None
 
 
-def _read_rate_steps(ma: JSON) -> tuple[RateStep, ...]:
+def _read_legacy_rate_steps(ma: JSON) -> tuple[RateStep, ...]:
+    # Resources written before titration steps became administrations of their own carry
+    # them in our rate-step extension; servers still hold those.
     steps = []
     for ext in ma.get("extension", []):
         if ext.get("url") != EXT_RATE_STEP:

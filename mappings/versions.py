@@ -1,6 +1,7 @@
 """The R4 <-> R5 differences we touch, as one table plus the functions that apply it.
 
-Only MedicationAdministration differs for the elements we use; Observation is the same in both.
+MedicationAdministration and AdverseEvent differ for the elements we use; Observation is the
+same in both.
 """
 
 from __future__ import annotations
@@ -87,10 +88,16 @@ def shape(version: FhirVersion) -> MedicationAdministrationShape:
         raise UnsupportedVersion(f"FHIR version {version!r} is not supported") from None
 
 
+_AE_R5_ONLY = ("status", "code", "occurrenceDateTime", "supportingInfo")
+
+
 def detect_version(resource: JSON) -> FhirVersion:
     """R4 or R5 from the elements a resource uses (R4 when nothing tells them apart)."""
     if resource.get("resourceType") == "QuestionnaireResponse":
         return FhirVersion.R5 if isinstance(resource.get("identifier"), list) else FhirVersion.R4
+    if resource.get("resourceType") == "AdverseEvent":
+        r5 = any(k in resource for k in _AE_R5_ONLY)
+        return FhirVersion.R5 if r5 else FhirVersion.R4
     if resource.get("resourceType") == "MedicationAdministration":
         if any(k in resource for k in _R5_ONLY):
             return FhirVersion.R5
@@ -233,3 +240,97 @@ def get_recorded(ma: JSON) -> str | None:
         if ext.get("url") == XVER_RECORDED:
             return str(ext.get("valueDateTime"))
     return None
+
+
+@dataclass(frozen=True)
+class AdverseEventShape:
+    """How one FHIR version spells the AdverseEvent elements we use."""
+
+    status: str | None  # R5 requires status (event-status); R4 has none
+    event: str  # event (R4) -> code (R5)
+    occurrence: str  # date (R4) -> occurrenceDateTime (R5)
+    identifier_is_list: bool  # identifier 0..1 (R4) -> 0..* (R5)
+    severity: bool  # R4 severity (adverse-event-severity, required binding); R5 dropped it
+    instance: str  # suspectEntity.instance Reference (R4) -> instance[x] (R5)
+    # "The observations that document it": R4 has no element for that. referenceDocument takes
+    # only a DocumentReference and contributor only who took part, so subjectMedicalHistory,
+    # the one R4 element taking Reference(Observation), carries them; R5 folded it (and
+    # referenceDocument) into supportingInfo ("supporting information relevant to the event").
+    supporting: str  # subjectMedicalHistory (R4) -> supportingInfo[].itemReference (R5)
+
+
+ADVERSE_EVENT_SHAPES: dict[FhirVersion, AdverseEventShape] = {
+    FhirVersion.R4: AdverseEventShape(
+        status=None,
+        event="event",
+        occurrence="date",
+        identifier_is_list=False,
+        severity=True,
+        instance="instance",
+        supporting="subjectMedicalHistory",
+    ),
+    FhirVersion.R5: AdverseEventShape(
+        status="completed",
+        event="code",
+        occurrence="occurrenceDateTime",
+        identifier_is_list=True,
+        severity=False,
+        instance="instanceReference",
+        supporting="supportingInfo",
+    ),
+}
+
+
+def adverse_event_shape(version: FhirVersion) -> AdverseEventShape:
+    """The AdverseEvent shape of a version."""
+    try:
+        return ADVERSE_EVENT_SHAPES[FhirVersion(version)]
+    except (KeyError, ValueError):
+        raise UnsupportedVersion(f"FHIR version {version!r} is not supported") from None
+
+
+def shape_adverse_event(
+    ae: JSON,
+    version: FhirVersion,
+    *,
+    event: JSON,
+    occurred: str,
+    severity: JSON,
+    suspect: str,
+    supporting: list[str],
+) -> None:
+    """Set the version-specific AdverseEvent elements on an enveloped resource."""
+    spec = adverse_event_shape(version)
+    if not spec.identifier_is_list:
+        ae["identifier"] = ae["identifier"][0]
+    if spec.status is not None:
+        ae["status"] = spec.status
+    ae["actuality"] = "actual"
+    ae[spec.event] = event
+    ae[spec.occurrence] = occurred
+    if spec.severity:
+        ae["severity"] = severity
+    ae["suspectEntity"] = [{spec.instance: {"reference": suspect}}]
+    if spec.supporting == "supportingInfo":
+        ae["supportingInfo"] = [{"itemReference": {"reference": r}} for r in supporting]
+    else:
+        ae[spec.supporting] = [{"reference": r} for r in supporting]
+
+
+def get_adverse_event_links(ae: JSON) -> tuple[list[str], list[str]]:
+    """(suspect entity references, supporting references), whichever version spelt them."""
+    suspects = []
+    for entity in ae.get("suspectEntity", []):
+        instance = entity.get("instance") or entity.get("instanceReference") or {}
+        if isinstance(instance.get("reference"), str):
+            suspects.append(str(instance["reference"]))
+    supporting = [
+        str(r["reference"])
+        for r in ae.get("subjectMedicalHistory", [])
+        if isinstance(r.get("reference"), str)
+    ]
+    for info in ae.get("supportingInfo", []):
+        item = info.get("itemReference") or {}
+        if isinstance(item.get("reference"), str):
+            supporting.append(str(item["reference"]))
+    return suspects, supporting

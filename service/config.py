@@ -119,7 +119,9 @@ class FhirServerSettings:
     smart_key_id: str = ""
     smart_algorithm: str = "RS384"
     smart_token_url: str = ""
-    smart_scope: str = "system/Observation.write system/MedicationAdministration.write"
+    smart_scope: str = (
+        "system/Observation.write system/MedicationAdministration.write system/AdverseEvent.write"
+    )
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     ca_bundle: str = ""  # empty: the system's trusted CAs; verification is never switched off

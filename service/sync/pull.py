@@ -6,18 +6,26 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import mappings
 from mappings.errors import MappingError
 from mappings.identifiers import resource_business_key
 from mappings.records import DiaryEntry, Record
-from service.fhir_client import FhirClient, foreign_references, is_absolute
+from service.fhir_client import FhirClient, FhirServerError, foreign_references, is_absolute
 from service.schemas import RecordKind
 
 log = logging.getLogger(__name__)
 
-PULLED_TYPES = ("Observation", "MedicationAdministration")
+PULLED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+# An infusion's AdverseEvent only repeats what its symptom Observations hold (mappings/README),
+# so a server that cannot search it (SEKMET answers 400) costs nothing; diary entries have none.
+DERIVED_TYPES = ("AdverseEvent",)
+TYPES_OF_KIND = {
+    RecordKind.DIARY_ENTRY: ("Observation", "MedicationAdministration"),
+    RecordKind.INFUSION: PULLED_TYPES,
+}
 PAGE_SIZE = 200
 KIND_OF_KEY = {"diary-entry": RecordKind.DIARY_ENTRY, "infusion": RecordKind.INFUSION}
 
@@ -56,23 +64,32 @@ def retracted(resource: dict[str, Any]) -> bool:
 
 
 def our_resources(
-    client: FhirClient, patient_reference: str, window: PullWindow, request_id: str | None = None
+    client: FhirClient,
+    patient_reference: str,
+    window: PullWindow,
+    request_id: str | None = None,
+    types: tuple[str, ...] = PULLED_TYPES,
 ) -> Iterator[dict[str, Any]]:
     """Every resource of ours for the patient, page by page; retracted ones left out."""
-    for resource_type in PULLED_TYPES:
-        for resource in client.search(
-            resource_type,
-            _search_params(patient_reference, window),
-            page_size=PAGE_SIZE,
-            request_id=request_id,
-        ):
-            if retracted(resource):
-                continue
-            try:
-                resource_business_key(resource)
-            except MappingError:
-                continue  # another system's resource about the same patient
-            yield resource
+    for resource_type in types:
+        try:
+            for resource in client.search(
+                resource_type,
+                _search_params(patient_reference, window),
+                page_size=PAGE_SIZE,
+                request_id=request_id,
+            ):
+                if retracted(resource):
+                    continue
+                try:
+                    resource_business_key(resource)
+                except MappingError:
+                    continue  # another system's resource about the same patient
+                yield resource
+        except FhirServerError as exc:
+            if resource_type not in DERIVED_TYPES or exc.status != HTTPStatus.BAD_REQUEST:
+                raise
+            log.info("the server cannot search %s; pulled without them", resource_type)
 
 
 def _time_of(record: Record) -> datetime:
@@ -133,7 +150,9 @@ def pull_records(
 ) -> Pulled:
     """The patient's records of one kind in the window, oldest first."""
     pulled = records_from(
-        our_resources(client, patient_reference, window, request_id), kind, patient_reference
+        our_resources(client, patient_reference, window, request_id, TYPES_OF_KIND[kind]),
+        kind,
+        patient_reference,
     )
     wanted = [
         r

@@ -30,6 +30,7 @@ from service.fhir_client import (
     NotSent,
     PreconditionFailed,
     PushStrategy,
+    ServerCapabilities,
     WriteResult,
     choose_push_strategy,
     clean_diagnostics,
@@ -49,7 +50,11 @@ from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
-PUSHED_TYPES = ("Observation", "MedicationAdministration")
+PUSHED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+# Needed for every record; the others repeat what these hold (an infusion's AdverseEvent points
+# at its symptom Observations), so a server that cannot write them (see _takes) gets the record
+# without them rather than nothing (SEKMET lists no AdverseEvent).
+REQUIRED_TYPES = ("Observation", "MedicationAdministration")
 # A server that answers these for one entry has judged that entry; sending it again won't help.
 PERMANENT = {
     HTTPStatus.BAD_REQUEST,
@@ -151,13 +156,18 @@ class Pusher:
         self.chunk_size = chunk_size
         self._method = method
         self.request_id = request_id
+        self._left_out: tuple[str, ...] = ()  # types this server cannot take (see strategy)
 
     def strategy(self) -> PushStrategy:
         """The server's cheapest idempotent method and best transport (or the configured method)."""
-        types = PUSHED_TYPES + (("QuestionnaireResponse",) if self._sends_responses() else ())
-        chosen = choose_push_strategy(self.client.capabilities(), types)
+        caps = self.client.capabilities()
+        types = REQUIRED_TYPES + (("QuestionnaireResponse",) if self._sends_responses() else ())
+        chosen = choose_push_strategy(caps, types)
         if self._method != "auto":
             chosen = replace(chosen, method=self._method)  # type: ignore[arg-type]
+        self._left_out = tuple(
+            t for t in PUSHED_TYPES if t not in REQUIRED_TYPES and not _takes(caps, t, chosen)
+        )
         return chosen
 
     def _sends_responses(self) -> bool:
@@ -183,7 +193,8 @@ class Pusher:
             patient_scope=entry.patient_scope or None,
             mg_adl_questionnaire_response=self._sends_responses(),
         )
-        return mappings.record_to_resources(record, ctx)
+        resources = mappings.record_to_resources(record, ctx)
+        return [r for r in resources if r["resourceType"] not in self._left_out]
 
     def push(self, entries: Sequence[ClaimedEntry]) -> list[Delivery]:
         """Push entries in chunked Bundles; one bad entry does not hide the others' results."""
@@ -753,6 +764,19 @@ def _subject_key(subject: Any, client: FhirClient) -> tuple[str | None, ...] | N
 def _retry_after(exc: Exception) -> float | None:
     # The client waits out short Retry-Afters itself; a longer one must outlive its give-up.
     return exc.retry_after if isinstance(exc, FhirServerError) else None
+
+
+def _takes(caps: ServerCapabilities, resource_type: str, chosen: PushStrategy) -> bool:
+    """Whether the server writes this type by PUT Type/id (update-as-create). Conditional writes
+    of AdverseEvent would search `identifier`, which R4 does not define for it, and a server
+    refusing that would fail the whole record."""
+    res = caps.resource(resource_type)
+    return (
+        chosen.method == "update-as-create"
+        and res is not None
+        and "update" in res.interactions
+        and res.update_create
+    )
 
 
 def _conditional(plan: RecordPlan) -> bool:

@@ -25,6 +25,7 @@ from jwt.algorithms import RSAAlgorithm
 
 import mappings
 from mappings.context import MappingContext
+from mappings.identifiers import business_identifier
 from service.app import create_app
 from service.config import Settings
 from service.schemas import RecordKind, load_records
@@ -130,7 +131,7 @@ class LyingServer:
     def __init__(self, rsps: responses.RequestsMock) -> None:
         self.resources = resources_of(A) + resources_of(B)
         self.subjects: list[str] = []
-        for resource_type in ("Observation", "MedicationAdministration"):
+        for resource_type in ("Observation", "MedicationAdministration", "AdverseEvent"):
             rsps.add_callback(responses.GET, f"{BASE}/{resource_type}", self._search)
 
     def _search(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -217,7 +218,7 @@ def test_a_reference_to_another_base_is_counted_not_followed(
 ) -> None:
     moved = f"{A}-day-1"
     for index, resource in enumerate(server.resources):
-        (value,) = [i["value"] for i in resource["identifier"]]
+        _, value = business_identifier(resource)  # R4 AdverseEvent has one, not a list
         if value == f"diary-entry/{moved}/fatigue":
             # One Observation of the entry is about a patient of another server.
             subject = {"reference": f"{OTHER_BASE}/Patient/{A}"}

@@ -26,7 +26,7 @@ def test_conditional_create(version: FhirVersion) -> None:
     resources = record_to_resources(INFUSION, ctx(version))
     bundle = transaction_bundle(resources, ctx(version), "conditional-create")
     assert bundle["type"] == "transaction"
-    main, premed, reaction = bundle["entry"]
+    main, premed, step0, step1, reaction, event = bundle["entry"]
     assert main["request"] == {
         "method": "POST",
         "url": "MedicationAdministration",
@@ -35,8 +35,21 @@ def test_conditional_create(version: FhirVersion) -> None:
     assert "id" not in main["resource"]
     assert main["fullUrl"] == f"urn:uuid:{resources[0]['id']}"
     # references between our resources point at the fullUrl the server resolves
-    assert reaction["resource"]["partOf"] == [{"reference": main["fullUrl"]}]
     assert premed["resource"]["partOf"] == [{"reference": main["fullUrl"]}]
+    assert step0["resource"]["partOf"] == [{"reference": main["fullUrl"]}]
+    assert step1["resource"]["partOf"] == [{"reference": main["fullUrl"]}]
+    suspect = event["resource"]["suspectEntity"][0]
+    assert (suspect.get("instance") or suspect["instanceReference"]) == {
+        "reference": main["fullUrl"]
+    }
+    links = event["resource"].get("subjectMedicalHistory") or [
+        i["itemReference"] for i in event["resource"]["supportingInfo"]
+    ]
+    assert links == [{"reference": reaction["fullUrl"]}]
+    # R4 AdverseEvent.identifier is one Identifier, not a list: still found for the condition
+    assert event["request"]["ifNoneExist"] == (
+        f"identifier={SYSTEM}|infusion/ivig-2026-11-10/adverse-event"
+    )
     # contained references stay local
     med = main["resource"].get("medicationReference") or main["resource"]["medication"]["reference"]
     assert med == {"reference": "#product"}
@@ -51,7 +64,7 @@ def test_conditional_update() -> None:
     entry = transaction_bundle(resources, ctx(), "conditional-update")["entry"][2]
     assert entry["request"] == {
         "method": "PUT",
-        "url": f"Observation?identifier={SYSTEM}|infusion/ivig-2026-11-10/reaction-0",
+        "url": f"MedicationAdministration?identifier={SYSTEM}|infusion/ivig-2026-11-10/rate-step-0",
     }
     assert "id" not in entry["resource"]
     assert entry["resource"]["partOf"][0]["reference"].startswith("urn:uuid:")

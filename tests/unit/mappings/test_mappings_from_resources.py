@@ -16,7 +16,7 @@ from tests.unit.mappings.samples import ENTRY, INFUSION, ctx
 def test_records_are_grouped_by_id_when_interleaved() -> None:
     diary = record_to_resources(ENTRY, ctx())
     infusion = record_to_resources(INFUSION, ctx())
-    interleaved = [infusion[0], *diary[:5], infusion[1], *diary[5:], infusion[2]]
+    interleaved = [infusion[0], *diary[:5], *infusion[1:3], *diary[5:], *infusion[3:]]
     assert from_resources(interleaved) == [INFUSION, ENTRY]
 
 
@@ -89,9 +89,9 @@ def test_non_object_is_invalid_input() -> None:
 
 
 def test_infusion_without_its_administration_is_invalid_input() -> None:
-    _, premed, reaction = record_to_resources(INFUSION, ctx())
+    _, *others = record_to_resources(INFUSION, ctx())
     with pytest.raises(InvalidInput, match="MedicationAdministration is missing"):
-        from_resources([premed, reaction])
+        from_resources(others)
 
 
 def test_same_part_twice_is_invalid_input() -> None:

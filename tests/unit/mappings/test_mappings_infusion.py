@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from mappings import from_resources, record_to_resources, resource_id
 from mappings.context import FhirVersion
-from mappings.records import InfusionStatus, RateStep
+from mappings.errors import InvalidInput
+from mappings.records import AdverseReaction, InfusionStatus, Severity, Symptom
 from tests.unit.mappings.samples import INFUSION, NS, ctx
 
+CET = timezone(timedelta(hours=1))
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 EXT = "https://diarybridge.dev/fhir/StructureDefinition/"
@@ -141,46 +144,128 @@ def test_dosage_dose_route_text() -> None:
     assert (
         dosage["text"] == "35 g intravenous immunoglobulin (0.5 g/kg at a dosing weight of 70 kg)"
     )
-    assert "rateQuantity" not in dosage  # two steps: no single rate
+    assert "rateQuantity" not in dosage  # the rates are on the step administrations
 
 
-def test_one_rate_step_also_fills_rate_quantity() -> None:
-    one = replace(INFUSION, rate_steps=(RateStep(INFUSION.start, 45.0),))
-    dosage = administration(FhirVersion.R4, one)["dosage"]
-    assert dosage["rateQuantity"] == {"value": 45.0, "unit": "mL/h", "system": UCUM, "code": "mL/h"}
-
-
-def test_titration_weight_and_volume_extensions() -> None:
+def test_weight_and_volume_extensions_and_no_rate_step_extension() -> None:
     ext = administration(FhirVersion.R4)["extension"]
-    assert ext[0] == {
-        "url": EXT + "dosing-weight",
-        "valueQuantity": {"value": 70.0, "unit": "kg", "system": UCUM, "code": "kg"},
+    assert ext == [
+        {
+            "url": EXT + "dosing-weight",
+            "valueQuantity": {"value": 70.0, "unit": "kg", "system": UCUM, "code": "kg"},
+        },
+        {
+            "url": EXT + "infused-volume",
+            "valueQuantity": {"value": 350.0, "unit": "mL", "system": UCUM, "code": "mL"},
+        },
+    ]
+
+
+def by_part(version: FhirVersion, record: Any = INFUSION) -> dict[str, dict[str, Any]]:
+    out = {}
+    for res in resources(version, record):
+        ident = res["identifier"]
+        value = (ident if isinstance(ident, dict) else ident[0])["value"]
+        out[value.rsplit("/", 1)[1]] = res
+    return out
+
+
+ROUTE = {"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route"}]}
+MA_REF = {"reference": f"MedicationAdministration/{MA_ID}"}
+
+
+@pytest.mark.parametrize(
+    ("version", "period", "medication"),
+    [
+        (FhirVersion.R4, "effectivePeriod", "medicationReference"),
+        (FhirVersion.R5, "occurencePeriod", "medication"),
+    ],
+)
+def test_each_rate_step_is_an_administration_part_of_the_infusion(
+    version: FhirVersion, period: str, medication: str
+) -> None:
+    parts = by_part(version)
+    first, second = parts["rate-step-0"], parts["rate-step-1"]
+    for step in (first, second):
+        assert step["resourceType"] == "MedicationAdministration"
+        assert step["partOf"] == [MA_REF]
+        assert step["subject"] == {
+            "identifier": {"system": "https://mrn.example", "value": "MRN-0042"}
+        }
+        assert medication in step and step["contained"][0]["batch"] == {"lotNumber": "P100234"}
+        assert step["dosage"]["route"] == ROUTE
+        assert "dose" not in step["dosage"]  # the total dose stays on the whole infusion
+    assert first["id"] == resource_id(NS, "infusion", INFUSION.infusion_id, "rate-step-0")
+    assert first["identifier"][0]["value"] == "infusion/ivig-2026-11-10/rate-step-0"
+    assert first["dosage"]["rateQuantity"] == {
+        "value": 30.0,
+        "unit": "mL/h",
+        "system": UCUM,
+        "code": "mL/h",
     }
-    assert ext[1] == {
-        "url": EXT + "infused-volume",
-        "valueQuantity": {"value": 350.0, "unit": "mL", "system": UCUM, "code": "mL"},
+    assert first[period] == {
+        "start": "2026-11-10T09:00:00+01:00",
+        "end": "2026-11-10T09:30:00+01:00",
     }
-    assert ext[3] == {
-        "url": EXT + "rate-step",
-        "extension": [
-            {"url": "at", "valueDateTime": "2026-11-10T09:30:00+01:00"},
-            {
-                "url": "rate",
-                "valueQuantity": {"value": 60.0, "unit": "mL/h", "system": UCUM, "code": "mL/h"},
-            },
-        ],
+    assert first["status"] == "completed"  # a later step followed it
+    assert second["dosage"]["rateQuantity"]["value"] == 60.0
+    # the last step runs until the infusion ended, and ended as the infusion did
+    assert second[period] == {
+        "start": "2026-11-10T09:30:00+01:00",
+        "end": "2026-11-10T13:30:00+01:00",
     }
+    assert second["status"] == "stopped"
+    whole = parts["administration"]
+    assert "rateQuantity" not in whole["dosage"] and whole["dosage"]["dose"]["value"] == 35.0
+
+
+def test_a_step_after_the_end_gets_an_open_period() -> None:
+    late = replace(
+        INFUSION,
+        end=datetime(2026, 11, 10, 9, 15, tzinfo=INFUSION.start.tzinfo),
+    )
+    assert by_part(FhirVersion.R4, late)["rate-step-1"]["effectivePeriod"] == {
+        "start": "2026-11-10T09:30:00+01:00"
+    }
+    assert from_resources(resources(FhirVersion.R4, late)) == [late]
+
+
+def test_legacy_rate_step_extension_is_still_read() -> None:
+    parts = by_part(FhirVersion.R4)
+    res = [r for part, r in parts.items() if not part.startswith("rate-step-")]
+    res[0]["extension"].append(
+        {
+            "url": EXT + "rate-step",
+            "extension": [
+                {"url": "at", "valueDateTime": "2026-11-10T09:00:00+01:00"},
+                {"url": "rate", "valueQuantity": {"value": 30.0, "unit": "mL/h"}},
+            ],
+        }
+    )
+    res[0]["extension"].append(
+        {
+            "url": EXT + "rate-step",
+            "extension": [
+                {"url": "at", "valueDateTime": "2026-11-10T09:30:00+01:00"},
+                {"url": "rate", "valueQuantity": {"value": 60.0, "unit": "mL/h"}},
+            ],
+        }
+    )
+    assert from_resources(res) == [INFUSION]
 
 
 @pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
-def test_premedication_and_reaction_point_at_the_administration(version: FhirVersion) -> None:
-    _, premed, reaction = resources(version)
+def test_premedication_points_at_the_administration_and_reaction_keeps_severity(
+    version: FhirVersion,
+) -> None:
+    parts = by_part(version)
+    premed, reaction = parts["premedication-0"], parts["reaction-0"]
     assert premed["resourceType"] == "MedicationAdministration"
     assert premed["identifier"][0]["value"] == "infusion/ivig-2026-11-10/premedication-0"
-    assert premed["partOf"] == [{"reference": f"MedicationAdministration/{MA_ID}"}]
+    assert premed["partOf"] == [MA_REF]
     assert reaction["resourceType"] == "Observation"
     assert reaction["identifier"][0]["value"] == "infusion/ivig-2026-11-10/reaction-0"
-    assert reaction["partOf"] == [{"reference": f"MedicationAdministration/{MA_ID}"}]
+    assert "partOf" not in reaction  # a reaction is no step of the infusion: see AdverseEvent
     assert reaction["code"] == {
         "coding": [{"system": SNOMED, "code": "25064002", "display": "Headache"}]
     }
@@ -189,6 +274,93 @@ def test_premedication_and_reaction_point_at_the_administration(version: FhirVer
     }
     assert reaction["effectiveDateTime"] == "2026-11-10T13:00:00+01:00"
     assert "tag" not in reaction["meta"]  # clinic-side data, not patient-reported
+
+
+REACTION_CODE = {
+    "coding": [
+        {
+            "system": "https://diarybridge.dev/fhir/CodeSystem/mg-diary",
+            "code": "immunoglobulin-infusion-reaction",
+            "display": "Reaction during or after an immunoglobulin infusion (e.g. IVIG flu)",
+        }
+    ]
+}
+FLU = (
+    AdverseReaction(Symptom.CHILLS, Severity.MILD, datetime(2026, 11, 10, 14, 0, tzinfo=CET)),
+    AdverseReaction(Symptom.HEADACHE, Severity.SEVERE, datetime(2026, 11, 10, 15, 0, tzinfo=CET)),
+    AdverseReaction(Symptom.FEVER, Severity.MODERATE, datetime(2026, 11, 10, 12, 0, tzinfo=CET)),
+)
+
+
+def test_r4_adverse_event_names_the_infusion_as_suspect() -> None:
+    record = replace(INFUSION, adverse_reactions=FLU)
+    res = resources(FhirVersion.R4, record)
+    ae = res[-1]  # last: written after what it references
+    parts = by_part(FhirVersion.R4, record)
+    assert ae["resourceType"] == "AdverseEvent"
+    assert ae["id"] == resource_id(NS, "infusion", INFUSION.infusion_id, "adverse-event")
+    assert ae["identifier"] == {  # 0..1 in R4
+        "use": "official",
+        "system": "https://diarybridge.dev/fhir/sid/" + NS,
+        "value": "infusion/ivig-2026-11-10/adverse-event",
+    }
+    assert ae["actuality"] == "actual"
+    assert ae["event"] == REACTION_CODE
+    assert ae["subject"] == {"identifier": {"system": "https://mrn.example", "value": "MRN-0042"}}
+    assert ae["date"] == "2026-11-10T12:00:00+01:00"  # the first onset (fever)
+    assert ae["severity"] == {  # the worst symptom (headache)
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/adverse-event-severity",
+                "code": "severe",
+                "display": "Severe",
+            }
+        ]
+    }
+    assert ae["suspectEntity"] == [{"instance": MA_REF}]
+    assert ae["subjectMedicalHistory"] == [
+        {"reference": f"Observation/{parts[f'reaction-{i}']['id']}"} for i in range(3)
+    ]
+    for r5_only in ("status", "code", "occurrenceDateTime", "supportingInfo"):
+        assert r5_only not in ae
+    assert from_resources(res) == [record]
+
+
+def test_r5_adverse_event_has_status_code_occurrence_and_supporting_info() -> None:
+    record = replace(INFUSION, adverse_reactions=FLU)
+    parts = by_part(FhirVersion.R5, record)
+    ae = parts["adverse-event"]
+    assert ae["identifier"][0]["value"] == "infusion/ivig-2026-11-10/adverse-event"
+    assert ae["status"] == "completed"
+    assert ae["actuality"] == "actual"
+    assert ae["code"] == REACTION_CODE
+    assert ae["occurrenceDateTime"] == "2026-11-10T12:00:00+01:00"
+    assert ae["suspectEntity"] == [{"instanceReference": MA_REF}]
+    assert ae["supportingInfo"] == [
+        {"itemReference": {"reference": f"Observation/{parts[f'reaction-{i}']['id']}"}}
+        for i in range(3)
+    ]
+    for r4_only in ("event", "date", "severity", "subjectMedicalHistory"):
+        assert r4_only not in ae  # R5 has no severity: the symptoms carry theirs
+    assert from_resources(list(parts.values())) == [record]
+
+
+def test_no_reactions_no_adverse_event() -> None:
+    quiet = replace(INFUSION, adverse_reactions=())
+    assert all(r["resourceType"] != "AdverseEvent" for r in resources(FhirVersion.R4, quiet))
+
+
+@pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])
+def test_an_adverse_event_without_a_suspect_is_refused(version: FhirVersion) -> None:
+    res = resources(version)
+    del res[-1]["suspectEntity"]
+    with pytest.raises(InvalidInput):
+        from_resources(res)
+
+
+def test_an_adverse_event_alone_does_not_invent_reactions() -> None:
+    res = [r for r in resources(FhirVersion.R4) if r["resourceType"] != "Observation"]
+    assert from_resources(res) == [replace(INFUSION, adverse_reactions=())]
 
 
 @pytest.mark.parametrize("version", [FhirVersion.R4, FhirVersion.R5])

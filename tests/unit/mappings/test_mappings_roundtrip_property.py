@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mappings import from_resources, to_resources
 from mappings.context import FhirVersion, MappingContext
@@ -59,3 +61,19 @@ def test_offsets_are_kept_on_the_wire(entry: DiaryEntry) -> None:
     for obs in observations:
         assert obs["effectiveDateTime"] == entry.recorded_at.isoformat()
         assert obs["effectiveDateTime"][-6:] == entry.recorded_at.isoformat()[-6:]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@PROPERTY
+@given(record=infusion_records(), shuffle=st.randoms(use_true_random=False))
+def test_infusion_round_trips_in_any_resource_order(
+    version: FhirVersion, record: InfusionRecord, shuffle: random.Random
+) -> None:
+    """A server returns the steps, symptoms and AdverseEvent in any order."""
+    resources = to_resources([record], ctx(version))
+    shuffle.shuffle(resources)
+    assert from_resources(resources) == [record]
+    steps = [r for r in resources if "rate-step-" in json.dumps(r.get("identifier"))]
+    assert len(steps) == len(record.rate_steps)
+    events = [r for r in resources if r["resourceType"] == "AdverseEvent"]
+    assert len(events) == (1 if record.adverse_reactions else 0)

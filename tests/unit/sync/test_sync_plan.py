@@ -45,10 +45,14 @@ def test_new_record_with_conditional_create_points_references_at_full_urls() -> 
     plan = plan_record(resources, [], "conditional-create")
     admin = next(w for w in plan.writes if w.identifier[1].endswith("/administration"))
     reaction = next(w for w in plan.writes if "/reaction-" in w.identifier[1])
+    step = next(w for w in plan.writes if "/rate-step-" in w.identifier[1])
+    event = next(w for w in plan.writes if w.identifier[1].endswith("/adverse-event"))
     assert admin.request["method"] == "POST"
     assert admin.request["ifNoneExist"].startswith("identifier=https://diarybridge.dev/fhir/sid/")
     assert "id" not in admin.body
-    assert reaction.body["partOf"] == [{"reference": admin.full_url}]
+    assert step.body["partOf"] == [{"reference": admin.full_url}]
+    assert event.body["suspectEntity"] == [{"instance": {"reference": admin.full_url}}]
+    assert event.body["subjectMedicalHistory"] == [{"reference": reaction.full_url}]
 
 
 def test_unchanged_resources_are_not_sent_and_changed_ones_update_with_if_match() -> None:
@@ -75,15 +79,19 @@ def test_updates_reference_the_servers_ids_of_our_other_resources() -> None:
     states = known(resources)
     changed = [dict(r) for r in resources]
     for r in changed:
-        if r["resourceType"] == "Observation":
-            r["effectiveDateTime"] = "2026-11-12T08:00:00+01:00"
+        if r["resourceType"] == "AdverseEvent":
+            r["date"] = "2026-11-12T08:00:00+01:00"
     plan = plan_record(changed, states, "update-as-create")
     admin_state = next(s for s in states if s.identifier_value.endswith("/administration"))
-    for write in plan.writes:
-        if write.resource_type == "Observation":
-            assert write.body["partOf"] == [
-                {"reference": f"MedicationAdministration/{admin_state.server_id}"}
-            ]
+    symptom_state = next(s for s in states if "/reaction-" in s.identifier_value)
+    (write,) = plan.writes
+    assert write.resource_type == "AdverseEvent"
+    assert write.body["suspectEntity"] == [
+        {"instance": {"reference": f"MedicationAdministration/{admin_state.server_id}"}}
+    ]
+    assert write.body["subjectMedicalHistory"] == [
+        {"reference": f"Observation/{symptom_state.server_id}"}
+    ]
 
 
 def test_a_part_the_record_no_longer_has_is_dropped() -> None:

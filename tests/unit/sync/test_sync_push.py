@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +17,17 @@ from service.fhir_client import NO_RETRY, FhirClient
 from service.schemas import dump_record
 from service.store import ClaimedEntry, ResourceState
 from service.sync.push import Outcome, Pusher
-from tests.unit.mappings.samples import ENTRY
+from tests.unit.mappings.samples import ENTRY, INFUSION
 
 BASE = "https://fhir.clinic.test/fhir"
 
 
-def capability(transaction: bool = True, batch: bool = True, update_create: bool = True) -> dict:
+def capability(
+    transaction: bool = True,
+    batch: bool = True,
+    update_create: bool = True,
+    types: tuple[str, ...] = ("Observation", "MedicationAdministration", "AdverseEvent"),
+) -> dict:
     interactions = [{"code": c} for c in ("read", "create", "update", "search-type")]
     resource = {
         "interaction": interactions,
@@ -41,9 +47,7 @@ def capability(transaction: bool = True, batch: bool = True, update_create: bool
             {
                 "mode": "server",
                 "interaction": system,
-                "resource": [
-                    {"type": t, **resource} for t in ("Observation", "MedicationAdministration")
-                ],
+                "resource": [{"type": t, **resource} for t in types],
             }
         ],
     }
@@ -384,3 +388,32 @@ def test_a_conditional_create_matching_another_patient_keeps_nothing(client: Fhi
     assert delivery.outcome is Outcome.FAILED
     assert delivery.error is not None and delivery.error.code == "foreign_subject"
     assert delivery.resources == ()  # its server id is not recorded, so never updated later
+
+
+def sent_types(bundle_request: Any) -> list[str]:
+    return [e["resource"]["resourceType"] for e in json.loads(bundle_request.body)["entry"]]
+
+
+@pytest.mark.parametrize(
+    ("types", "update_create", "adverse_events"),
+    [
+        (("Observation", "MedicationAdministration", "AdverseEvent"), True, 1),
+        (("Observation", "MedicationAdministration"), True, 0),  # e.g. SEKMET
+        # conditional writes would search AdverseEvent by identifier, which R4 lacks
+        (("Observation", "MedicationAdministration", "AdverseEvent"), False, 0),
+    ],
+)
+@responses.activate
+def test_an_adverse_event_goes_only_to_a_server_that_takes_it(
+    client: FhirClient, types: tuple[str, ...], update_create: bool, adverse_events: int
+) -> None:
+    responses.get(f"{BASE}/metadata", json=capability(types=types, update_create=update_create))
+    responses.add_callback(responses.POST, BASE, callback=transaction_response)
+    entry = replace(
+        claimed(), kind="infusion", source_id=INFUSION.infusion_id, record=dump_record(INFUSION)
+    )
+    (delivery,) = Pusher(client).push([entry])
+    assert delivery.outcome is Outcome.CREATED  # the record is delivered either way
+    sent = sent_types(responses.calls[-1].request)
+    assert sent.count("AdverseEvent") == adverse_events
+    assert sent.count("Observation") == len(INFUSION.adverse_reactions)
