@@ -58,6 +58,9 @@ def served_against_a_hung_server(
             hung.base_url,
             DIARYBRIDGE_API_KEYS=json.dumps(list(KEYS.values())),
             DIARYBRIDGE_SYNC_PUSH_BUDGET_SECONDS=str(BUDGET),
+            # One web process, so its worker thread and /readyz share one circuit breaker
+            # (with more, delivery runs in a process of its own and each has its breaker).
+            DIARYBRIDGE_WORKERS="1",
         )
         command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
         with log.open("ab") as out:
