@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from service.store.clock import utcnow
@@ -21,6 +21,7 @@ from service.store.models import (
     LedgerStatus,
     SyncRequestItem,
     ledger_entry_table,
+    ledger_resource_table,
     sync_request_item_table,
 )
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
@@ -356,21 +357,41 @@ def _upsert_resources(
     if not resources:
         return  # don't load the relationship for nothing
     existing = {
-        (r.resource_type, r.identifier_system, r.identifier_value): r for r in row.resources
+        (r.resource_type, r.identifier_system, r.identifier_value): r.id for r in row.resources
     }
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for res in resources:
         key = (res.resource_type, res.identifier_system, res.identifier_value)
-        target = existing.get(key)
-        if target is None:
-            target = LedgerResource(
-                resource_type=res.resource_type,
-                identifier_system=res.identifier_system,
-                identifier_value=res.identifier_value,
+        values = {
+            "server_id": res.server_id,
+            "version_id": res.version_id,
+            "etag": res.etag,
+            "last_sent_hash": res.last_sent_hash or default_hash,
+            "updated_at": now,
+        }
+        if key in existing:
+            changed.append({"row_id": existing[key], **values})
+        else:
+            new.append(
+                {
+                    "ledger_id": row.id,
+                    "resource_type": res.resource_type,
+                    "identifier_system": res.identifier_system,
+                    "identifier_value": res.identifier_value,
+                    **values,
+                }
             )
-            row.resources.append(target)
-            existing[key] = target
-        target.server_id = res.server_id
-        target.version_id = res.version_id
-        target.etag = res.etag
-        target.last_sent_hash = res.last_sent_hash or default_hash
-        target.updated_at = now
+    # Two statements for the entry's resources (many parameter sets each), not one ORM insert
+    # or update per resource: this was most of the cost of recording a push.
+    table = ledger_resource_table
+    if new:
+        session.execute(insert(table), new)
+    if changed:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in changed[0] if name != "row_id"}),
+            changed,
+        )
+    session.expire(row, ["resources"])  # written past the ORM: read again if asked
