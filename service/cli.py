@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import signal
 import sys
 import threading
@@ -168,6 +169,15 @@ def _worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if args.parent_pid:
+        # Started by a gunicorn master (serve): a master killed without its exit hook must not
+        # leave a delivery worker behind.
+        def watch_parent() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != args.parent_pid:
+                    stop.set()
+
+        threading.Thread(target=watch_parent, name="diarybridge-parent", daemon=True).start()
     worker.run(stop)
     return 0
 
@@ -341,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     work = sub.add_parser("worker", help="deliver queued entries to the FHIR server")
     work.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    work.add_argument(
+        "--parent-pid", type=int, help="stop when this process (the one that started it) ends"
+    )
     work.set_defaults(func=_worker)
 
     conv = sub.add_parser(

@@ -131,6 +131,7 @@ class FhirServerSettings:
     breaker_failures: int = 3  # failed calls in a row that open the circuit (0: no breaker)
     breaker_cooldown_seconds: float = 30.0  # how long an open circuit refuses calls
     push_strategy: str = "auto"  # auto | update-as-create | conditional-create | conditional-update
+    pull_page_size: int = 0  # _count of a pull's searches; 0: the largest the server allows
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FhirServerSettings:
@@ -171,6 +172,7 @@ class FhirServerSettings:
             env, "DIARYBRIDGE_FHIR_READ_TIMEOUT", settings.read_timeout
         )
         changes["chunk_size"] = _int(env, "DIARYBRIDGE_FHIR_CHUNK_SIZE", settings.chunk_size)
+        changes["pull_page_size"] = _int(env, "DIARYBRIDGE_PULL_PAGE_SIZE", settings.pull_page_size)
         changes["max_tries"] = _int(env, "DIARYBRIDGE_FHIR_MAX_TRIES", settings.max_tries)
         changes["deadline_seconds"] = _float(
             env, "DIARYBRIDGE_FHIR_DEADLINE_SECONDS", settings.deadline_seconds
@@ -193,6 +195,8 @@ class FhirServerSettings:
             )
         if not 1 <= self.chunk_size <= 1000:
             raise ConfigError("DIARYBRIDGE_FHIR_CHUNK_SIZE must be between 1 and 1000")
+        if not 0 <= self.pull_page_size <= 10_000:
+            raise ConfigError("DIARYBRIDGE_PULL_PAGE_SIZE must be between 0 (auto) and 10000")
         if self.push_strategy not in {
             "auto",
             "update-as-create",

@@ -61,6 +61,7 @@ from .errors import (
     UnsupportedServerVersion,
     error_for_status,
 )
+from .limits import ServerLimits, forget_limits, limits_for
 from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_operation_outcome
 from .references import (
     foreign_references,
@@ -113,6 +114,7 @@ __all__ = [
     "RetryPolicy",
     "ServerCapabilities",
     "ServerError",
+    "ServerLimits",
     "SmartBackendAuth",
     "TooManyRequests",
     "Unauthorized",
@@ -130,10 +132,12 @@ __all__ = [
     "download",
     "error_for_status",
     "foreign_references",
+    "forget_limits",
     "ignored_parameter_issues",
     "is_absolute",
     "is_foreign_reference",
     "kick_off",
+    "limits_for",
     "local_reference",
     "normalise_references",
     "parse_capability_statement",

@@ -30,11 +30,19 @@ from .errors import (
     NotSent,
     error_for_status,
 )
+from .limits import ServerLimits, limits_for
 from .outcome import parse_operation_outcome
 from .references import Json, local_reference, normalise_references
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
-from .search import Params, iter_pages, iter_resources, param_items
+from .search import (
+    Params,
+    iter_pages,
+    iter_resources,
+    match_resources,
+    next_link,
+    param_items,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +170,16 @@ class FhirClient:
         self._capabilities: ServerCapabilities | None = None
         self._capabilities_lock = threading.Lock()
         self.breaker = breaker  # None: every call goes through
+        # The _count a caller's configuration prefers for its searches (None: none configured).
+        self.default_page_size: int | None = None
 
     def __repr__(self) -> str:
         return f"FhirClient({self.base_url!r})"
+
+    @property
+    def limits(self) -> ServerLimits:
+        """What this server's limits turned out to be, shared by every client of its base URL."""
+        return limits_for(self.base_url)
 
     def close(self) -> None:
         """Close the session if this client created it."""
@@ -340,7 +355,19 @@ class FhirClient:
             items.append(("_count", str(page_size)))
 
         url = f"{self.base_url}/{_check_type(resource_type)}"
-        return iter_pages(self._page_fetcher(headers, request_id), url, items)
+        pages = iter_pages(self._page_fetcher(headers, request_id), url, items)
+        return pages if page_size is None else self._learn_page_size(pages, page_size)
+
+    def _learn_page_size(self, pages: Iterator[JsonObject], asked: int) -> Iterator[JsonObject]:
+        """Pass pages on; a first page shorter than asked with a next link is the server's cap."""
+        first = True
+        for page in pages:
+            if first and next_link(page) is not None:
+                got = sum(1 for _ in match_resources(page))
+                if 0 < got < asked:  # trimmed silently (SEKMET, HAPI): ask for no more later
+                    self.limits.cap_page_size(got)
+            first = False
+            yield page
 
     def search_pages_from(
         self,

@@ -37,6 +37,7 @@ from service.store.models import LedgerStatus, RecordKind
 from service.store.outbox import (
     backoff_seconds,
     claim_batch,
+    hold_claims,
     mark_conflict,
     mark_failed,
     mark_retracted,
@@ -93,6 +94,7 @@ __all__ = [
     "get_entry",
     "get_request",
     "head_revision",
+    "hold_claims",
     "list_entries",
     "make_engine",
     "make_session_factory",

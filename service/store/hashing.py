@@ -21,4 +21,9 @@ def canonical_json(value: Any) -> str:
 
 def content_hash(value: Any) -> str:
     """Hex sha256 of the canonical JSON of a value."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+    return text_hash(canonical_json(value))
+
+
+def text_hash(canonical: str) -> str:
+    """Hex sha256 of canonical JSON already serialised (content_hash without a second dump)."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

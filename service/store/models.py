@@ -217,6 +217,7 @@ class AuditLog(Base):
 
 # Core handles for the statements that bypass the ORM (bulk insert, claim update).
 ledger_entry_table = cast(Table, LedgerEntry.__table__)
+ledger_resource_table = cast(Table, LedgerResource.__table__)
 sync_request_item_table = cast(Table, SyncRequestItem.__table__)
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from service.store.clock import utcnow
 from service.store.errors import LeaseLostError
@@ -21,11 +21,14 @@ from service.store.models import (
     LedgerStatus,
     SyncRequestItem,
     ledger_entry_table,
+    ledger_resource_table,
     sync_request_item_table,
 )
 from service.store.values import ClaimedEntry, ErrorInfo, ResourceState
 
 DEFAULT_MAX_ATTEMPTS = 8
+HOLD_CHUNK = 500  # ids per statement: well under both backends' bound-parameter limits
+_HELD = "diarybridge.outbox.held"  # Session.info key: rows hold_claims() locked and loaded
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 
@@ -274,6 +277,32 @@ def release_claims(
     return released
 
 
+def hold_claims(session: Session, entries: Sequence[ClaimedEntry]) -> int:
+    """Lock and load the rows of claimed entries, with their resources, in a few statements.
+
+    For a batch of reports in one transaction: each mark_* / release_claims call that follows
+    in this session then takes its row from here instead of a SELECT and a lazy load of its own.
+    Whether the claim is still held is checked per report, as before. Returns the rows found.
+    """
+    held = _preloaded(session)
+    if held is None:
+        held = {}
+        # Tied to this transaction: after it ends the locks are gone and the rows may be stale.
+        session.info[_HELD] = (session.get_transaction(), held)
+    ids = sorted({e.ledger_id for e in entries})
+    for start in range(0, len(ids), HOLD_CHUNK):
+        for row in session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.id.in_(ids[start : start + HOLD_CHUNK]))
+            .order_by(LedgerEntry.id)  # the same lock order as every other writer
+            .options(selectinload(LedgerEntry.resources))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ):
+            held[row.id] = row
+    return len(held)
+
+
 def backoff_seconds(attempts: int) -> float:
     """Delay before the next try after `attempts` tries: 30 s doubling, at most one hour."""
     exponent = max(attempts - 1, 0)
@@ -282,6 +311,14 @@ def backoff_seconds(attempts: int) -> float:
 
 def _held(session: Session, entry: ClaimedEntry) -> LedgerEntry:
     # Matching the token, not the expiry: a late report is still valid until someone re-claims.
+    preloaded = _preloaded(session)
+    if preloaded is not None and entry.ledger_id in preloaded:
+        # Locked by hold_claims in this transaction, so nobody re-claimed it since; taken once
+        # (a second report of the same entry reads the row again).
+        row = preloaded.pop(entry.ledger_id)
+        if row.claim_token != entry.claim_token:
+            raise LeaseLostError(entry.ledger_id)
+        return row
     row = session.scalars(
         select(LedgerEntry)
         .where(LedgerEntry.id == entry.ledger_id, LedgerEntry.claim_token == entry.claim_token)
@@ -291,6 +328,15 @@ def _held(session: Session, entry: ClaimedEntry) -> LedgerEntry:
     if row is None:
         raise LeaseLostError(entry.ledger_id)
     return row
+
+
+def _preloaded(session: Session) -> dict[int, LedgerEntry] | None:
+    """The rows hold_claims locked in the session's current transaction, if it ran in it."""
+    saved = session.info.get(_HELD)
+    if saved is None or saved[0] is not session.get_transaction() or saved[0] is None:
+        return None
+    held: dict[int, LedgerEntry] = saved[1]
+    return held
 
 
 def _release(row: LedgerEntry, now: datetime) -> None:
@@ -311,21 +357,41 @@ def _upsert_resources(
     if not resources:
         return  # don't load the relationship for nothing
     existing = {
-        (r.resource_type, r.identifier_system, r.identifier_value): r for r in row.resources
+        (r.resource_type, r.identifier_system, r.identifier_value): r.id for r in row.resources
     }
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     for res in resources:
         key = (res.resource_type, res.identifier_system, res.identifier_value)
-        target = existing.get(key)
-        if target is None:
-            target = LedgerResource(
-                resource_type=res.resource_type,
-                identifier_system=res.identifier_system,
-                identifier_value=res.identifier_value,
+        values = {
+            "server_id": res.server_id,
+            "version_id": res.version_id,
+            "etag": res.etag,
+            "last_sent_hash": res.last_sent_hash or default_hash,
+            "updated_at": now,
+        }
+        if key in existing:
+            changed.append({"row_id": existing[key], **values})
+        else:
+            new.append(
+                {
+                    "ledger_id": row.id,
+                    "resource_type": res.resource_type,
+                    "identifier_system": res.identifier_system,
+                    "identifier_value": res.identifier_value,
+                    **values,
+                }
             )
-            row.resources.append(target)
-            existing[key] = target
-        target.server_id = res.server_id
-        target.version_id = res.version_id
-        target.etag = res.etag
-        target.last_sent_hash = res.last_sent_hash or default_hash
-        target.updated_at = now
+    # Two statements for the entry's resources (many parameter sets each), not one ORM insert
+    # or update per resource: this was most of the cost of recording a push.
+    table = ledger_resource_table
+    if new:
+        session.execute(insert(table), new)
+    if changed:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(name) for name in changed[0] if name != "row_id"}),
+            changed,
+        )
+    session.expire(row, ["resources"])  # written past the ORM: read again if asked

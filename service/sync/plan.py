@@ -55,6 +55,14 @@ class RecordPlan:
         """Bundle entries this plan needs."""
         return len(self.writes)
 
+    @property
+    def conditional_size(self) -> int:
+        """Conditional writes (If-None-Exist, PUT Type?search) among them: servers cap these
+        per transaction separately (Medplum: 8), as each costs a search."""
+        return sum(
+            1 for w in self.writes if w.request["method"] == "POST" or "?" in w.request["url"]
+        )
+
 
 def _references(node: Any, targets: Mapping[str, str]) -> Any:
     if isinstance(node, dict):
@@ -151,19 +159,29 @@ def transaction_of(plans: Iterable[RecordPlan], kind: str = "transaction") -> JS
     return bundle
 
 
-def chunks(plans: Sequence[RecordPlan], max_entries: int) -> list[list[int]]:
-    """Group record indexes so no Bundle exceeds max_entries (a record is never split)."""
+def chunks(
+    plans: Sequence[RecordPlan], max_entries: int, max_conditional: int | None = None
+) -> list[list[int]]:
+    """Group record indexes so no Bundle exceeds max_entries, nor max_conditional conditional
+    writes when given (a record is never split: one over a cap stands alone)."""
     groups: list[list[int]] = []
     current: list[int] = []
-    size = 0
+    size = conditional = 0
     for index, plan in enumerate(plans):
         if not plan.writes:
             continue
-        if current and size + plan.size > max_entries:
+        if current and (
+            size + plan.size > max_entries
+            or (
+                max_conditional is not None
+                and conditional + plan.conditional_size > max_conditional
+            )
+        ):
             groups.append(current)
-            current, size = [], 0
+            current, size, conditional = [], 0, 0
         current.append(index)
         size += plan.size
+        conditional += plan.conditional_size
     if current:
         groups.append(current)
     return groups

@@ -26,7 +26,10 @@ TYPES_OF_KIND = {
     RecordKind.DIARY_ENTRY: ("Observation", "MedicationAdministration"),
     RecordKind.INFUSION: PULLED_TYPES,
 }
-PAGE_SIZE = 200
+# What we ask for when not configured (DIARYBRIDGE_PULL_PAGE_SIZE): the largest _count common
+# servers honour (SEKMET and HAPI trim larger ones silently, Medplum allows 1000). Fewer pages
+# matter: a server rescans every match per page. A server's smaller cap is learned (client.limits).
+MAX_PAGE_SIZE = 1000
 KIND_OF_KEY = {"diary-entry": RecordKind.DIARY_ENTRY, "infusion": RecordKind.INFUSION}
 
 
@@ -63,12 +66,19 @@ def retracted(resource: dict[str, Any]) -> bool:
     return resource.get("status") == "entered-in-error"
 
 
+def page_size(client: FhirClient, configured: int | None = None) -> int:
+    """The _count to pull with: the configured one, else the largest the server allows."""
+    return configured or client.default_page_size or client.limits.page_size or MAX_PAGE_SIZE
+
+
 def our_resources(
     client: FhirClient,
     patient_reference: str,
     window: PullWindow,
     request_id: str | None = None,
     types: tuple[str, ...] = PULLED_TYPES,
+    *,
+    count: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every resource of ours for the patient, page by page; retracted ones left out."""
     for resource_type in types:
@@ -76,7 +86,7 @@ def our_resources(
             for resource in client.search(
                 resource_type,
                 _search_params(patient_reference, window),
-                page_size=PAGE_SIZE,
+                page_size=page_size(client, count),
                 request_id=request_id,
             ):
                 if retracted(resource):
@@ -147,10 +157,15 @@ def pull_records(
     kind: RecordKind,
     window: PullWindow,
     request_id: str | None = None,
+    *,
+    count: int | None = None,
 ) -> Pulled:
-    """The patient's records of one kind in the window, oldest first."""
+    """The patient's records of one kind in the window, oldest first; `count` resources a page
+    (default: the largest the server allows)."""
     pulled = records_from(
-        our_resources(client, patient_reference, window, request_id, TYPES_OF_KIND[kind]),
+        our_resources(
+            client, patient_reference, window, request_id, TYPES_OF_KIND[kind], count=count
+        ),
         kind,
         patient_reference,
     )

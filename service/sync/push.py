@@ -230,7 +230,10 @@ class Pusher:
             plans.append(plan)
             if not plan.writes and index not in results:
                 results[index] = self._finish(entry, plan, [])
-        for group in chunks(plans, self.chunk_size):
+        limits = self.client.limits  # what this server refused before, in any Pusher
+        if limits.transaction_entries is not None:
+            self.chunk_size = min(self.chunk_size, limits.transaction_entries)
+        for group in chunks(plans, self.chunk_size, limits.conditional_entries):
             try:
                 refused = self._refuse_foreign(entries, plans, group, strategy)
             except FhirClientError as exc:
@@ -385,6 +388,10 @@ class Pusher:
     def _by_transaction(
         self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
     ) -> dict[int, Delivery]:
+        cap = self.client.limits.conditional_entries
+        if len(group) == 1 and cap is not None and plans[group[0]].conditional_size > cap:
+            # Learned: this server refuses a transaction with so many conditional writes.
+            return {group[0]: self._one_by_one(entries[group[0]], plans[group[0]])}
         bundle = transaction_of(plans[i] for i in group)
         try:
             results = self.client.transaction(bundle, idempotent=True, request_id=self.request_id)
@@ -424,6 +431,12 @@ class Pusher:
                     out.update(self._by_transaction(entries, plans, part))
                 if any(d.outcome is Outcome.FAILED for d in out.values()):
                     self.chunk_size = before  # a bad record, not a size limit
+                elif conditional := sum(plans[i].conditional_size for i in group):
+                    # Medplum caps conditional writes apart from all writes: remember that cap
+                    # (for every Pusher of this server), not a smaller Bundle for plain writes.
+                    self.client.limits.cap_conditional(max(1, conditional // 2))
+                else:
+                    self.client.limits.cap_transaction(self.chunk_size)
                 return out
             if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
                 # One record's conditional writes refused: likely more than the server allows in
@@ -431,7 +444,12 @@ class Pusher:
                 # it could never arrive. Send it as the single transport does; a bad resource
                 # is then refused on its own.
                 index = group[0]
-                return {index: self._one_by_one(entries[index], plans[index])}
+                alone = self._one_by_one(entries[index], plans[index])
+                if alone.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
+                    # Every write passed on its own: it was the number of conditional writes.
+                    # Later records this size go one by one at once, without a refusal first.
+                    self.client.limits.cap_conditional(plans[index].conditional_size - 1)
+                return {index: alone}
             return {i: self._failure(entries[i], plans[i], exc) for i in group}
         except FhirClientError as exc:
             return {i: self._failure(entries[i], plans[i], exc) for i in group}

@@ -41,4 +41,6 @@ def client_config(settings: FhirServerSettings) -> FhirClientConfig:
 
 def make_client(settings: FhirServerSettings) -> FhirClient:
     """A client for the configured server (TLS verified; a CA bundle may be configured)."""
-    return build_client(client_config(settings))
+    client = build_client(client_config(settings))
+    client.default_page_size = settings.pull_page_size or None  # else the server's largest
+    return client

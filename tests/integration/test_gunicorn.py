@@ -325,3 +325,32 @@ def test_two_instances_on_one_machine_keep_their_own_control_sockets(tmp_path: P
         first[1].wait(timeout=15)
         assert not sockets[0].exists()  # the stopped instance cleaned up its own ...
         assert master_pid_behind(sockets[1]) == second[1].pid  # ... and only its own
+
+
+@pytest.mark.parametrize("kind", ["serve", "dockerfile"])
+def test_several_web_workers_leave_delivery_to_one_process_of_its_own(
+    tmp_path: Path, kind: str
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    env = instance_env(
+        tmp_path,
+        DIARYBRIDGE_WORKERS="2",
+        # Nothing is queued, so the worker never calls it: any URL will do.
+        DIARYBRIDGE_FHIR_BASE_URL="http://127.0.0.1:9/fhir",
+        DIARYBRIDGE_LOG_FORMAT="text",
+    )
+    with running(command_for(kind, port), env, log_path) as process:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, log_path)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "sync worker" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # a thread in a web worker, if any, would have said so by now
+        text = log_path.read_text()
+        web = set(re.findall(r"Booting worker with pid: (\d+)", text))
+        delivery = re.findall(r"sync worker [^:\s]+:(\d+):\d+ started", text)
+        assert len(web) == 2, text
+        assert len(delivery) == 1, text  # one delivery worker for the instance ...
+        assert delivery[0] not in web  # ... and not inside a process that answers requests
+    with pytest.raises(ProcessLookupError):  # stopped with the instance, not left behind
+        os.kill(int(delivery[0]), 0)

@@ -12,7 +12,7 @@ import requests
 import responses
 from fhir_fakes import BASE, observation
 
-from service.fhir_client import FhirClient, InvalidServerResponse, PagingLoop
+from service.fhir_client import FhirClient, InvalidServerResponse, PagingLoop, forget_limits
 
 
 def page(
@@ -43,6 +43,31 @@ def test_follows_next_links_across_pages(rsps: responses.RequestsMock, client: F
 
     assert ids == ["a", "b", "c", "d", "e"]
     assert len(rsps.calls) == 3
+
+
+def test_a_page_trimmed_below_the_asked_size_teaches_the_servers_cap(
+    rsps: responses.RequestsMock, client: FhirClient
+) -> None:
+    forget_limits()
+    rsps.get(
+        f"{BASE}/Observation?_count=1000", json=page(["a", "b"], f"{BASE}/Observation?_page=2")
+    )
+    rsps.get(f"{BASE}/Observation?_page=2", json=page(["c"]))
+    assert client.limits.page_size is None
+    assert [r["id"] for r in client.search("Observation", page_size=1000)] == ["a", "b", "c"]
+    assert client.limits.page_size == 2  # a full first page: the server's largest
+    assert FhirClient(BASE).limits.page_size == 2  # kept for the server, not the client
+    forget_limits()
+
+
+def test_a_short_last_page_teaches_nothing(
+    rsps: responses.RequestsMock, client: FhirClient
+) -> None:
+    forget_limits()
+    rsps.get(f"{BASE}/Observation?_count=1000", json=page(["a", "b"]))
+    assert len(list(client.search("Observation", page_size=1000))) == 2
+    assert client.limits.page_size is None
+    forget_limits()
 
 
 def test_search_is_lazy_and_limit_stops_fetching(

@@ -120,3 +120,16 @@ def test_a_bundle_with_a_bad_request_method_never_leaves() -> None:
         transaction_of([replace(plan, writes=(bogus,))])
     with pytest.raises(InvalidResource, match="required value set"):
         transaction_of([plan], kind="bogus")
+
+
+def test_chunks_keep_conditional_writes_under_their_own_cap() -> None:
+    resources = record_to_resources(ENTRY, ctx())
+    conditional = plan_record(resources, [], "conditional-create")
+    plain = plan_record(resources, [], "update-as-create")
+    assert conditional.conditional_size == conditional.size > 1
+    assert plain.conditional_size == 0
+    cap = conditional.size + 1
+    # Plain writes fill a Bundle up to max_entries; conditional ones stop at their cap.
+    assert chunks([plain, plain, plain], max_entries=1000, max_conditional=cap) == [[0, 1, 2]]
+    assert chunks([conditional] * 3, max_entries=1000, max_conditional=cap) == [[0], [1], [2]]
+    assert chunks([conditional] * 3, max_entries=1000) == [[0, 1, 2]]

@@ -233,6 +233,45 @@ def test_a_server_that_caps_transactions_gets_smaller_bundles_from_then_on(
     sizes.clear()
     pusher.push(records[:2])
     assert sizes and max(sizes) <= 30  # learnt: no refused attempt the second time
+    sizes.clear()
+    # Another Pusher of the same server (a new request, another worker) knows it too.
+    assert {d.outcome for d in Pusher(client, chunk_size=200).push(records)} == {Outcome.CREATED}
+    assert sizes and max(sizes) <= 30
+    assert client.limits.transaction_entries is not None
+    assert client.limits.transaction_entries <= 30
+
+
+@responses.activate
+def test_a_conditional_cap_is_learned_once_per_server(client: FhirClient) -> None:
+    responses.get(f"{BASE}/metadata", json=capability())
+    transactions: list[int] = []
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        bundle = json.loads(request.body)
+        transactions.append(len(bundle["entry"]))
+        if len(bundle["entry"]) > 8:  # Medplum: at most 8 conditional entries
+            return 400, {}, json.dumps(outcome("invalid", "too many conditional operations"))
+        return transaction_response(request)
+
+    def created(request: Any) -> tuple[int, dict, str]:
+        body = json.loads(request.body)
+        where = f"{BASE}/{body['resourceType']}/x{len(responses.calls)}/_history/1"
+        return 201, {"Location": where}, json.dumps({**body, "id": "x", "meta": {"versionId": "1"}})
+
+    responses.add_callback(responses.POST, BASE, callback=callback)
+    responses.add_callback(
+        responses.POST, re.compile(f"{BASE}/(Observation|MedicationAdministration)$"), created
+    )
+    records = [claimed(DiaryEntry(**{**ENTRY.__dict__, "entry_id": f"c-{n}"})) for n in range(2)]
+    first = Pusher(client, method="conditional-create").push(records[:1])
+    assert [d.outcome for d in first] == [Outcome.CREATED]
+    assert len(transactions) == 1  # refused once, then sent one by one
+    assert client.limits.conditional_entries is not None
+    assert client.limits.conditional_entries < transactions[0]
+    transactions.clear()
+    again = Pusher(client, method="conditional-create").push(records[1:])
+    assert [d.outcome for d in again] == [Outcome.CREATED]
+    assert transactions == []  # no refused transaction the second time
 
 
 @responses.activate
