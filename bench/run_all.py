@@ -152,19 +152,14 @@ def timed_command(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def peak_rss_of(command: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Run a command; (wall seconds, its own peak RSS in KiB, stdout)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if process.returncode:
-            raise RuntimeError(f"{command[:3]} exited {process.returncode}: {err.read()[-2000:]!r}")
-        return seconds, usage.ru_maxrss, out.read().decode()
+def peak_rss_of(arguments: list[str], env: dict[str, str]) -> int:
+    """Run `diarybridge arguments` in a child of its own; its own peak RSS in KiB."""
+    command = [sys.executable, str(ROOT / "bench" / "peak_rss.py"), *arguments]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        raise RuntimeError(f"diarybridge {arguments[0]} exited {done.returncode}: {done.stderr}")
+    last = done.stderr.strip().splitlines()[-1]
+    return int(last.removeprefix("peak_rss_kb "))
 
 
 def cli_row(size: Size, work: Path) -> Row:
@@ -395,9 +390,8 @@ def export_memory_row(size: Size, base_url: str, work: Path) -> Row:
                 batch_put(fhir, mappings.to_resources(chunk, context("bench-export")))
     env = {**os.environ, **make_env(work), "DIARYBRIDGE_LOG_LEVEL": "WARNING"}
     out = work / "export"
-    command = [str(Path(sys.executable).parent / "diarybridge"), "export", "--format", "fhir"]
-    command += ["--out", str(out), "--fhir-base-url", base_url, "--search"]
-    _, peak_kb, _ = peak_rss_of(command, env)
+    arguments = ["export", "--format", "fhir", "--out", str(out)]
+    peak_kb = peak_rss_of([*arguments, "--fhir-base-url", base_url, "--search"], env)
     manifest = json.loads((out / "manifest.json").read_text())
     count = sum(o["count"] for o in manifest["output"])
     peak_mb = peak_kb * 1024 / 1e6
