@@ -78,10 +78,11 @@ class Size:
     requests_per_client: int  # HTTP requests each of the 16 clients sends
     entries_per_request: int  # diary entries in each HTTP body
     export_extra: int  # resources loaded only for the export memory row
+    web_workers: str = ""  # gunicorn processes for both servers; "" = the settings' default
 
 
 SIZES = {
-    "tiny": Size(20, 20, 3, 150, 200, 3, 1, 2, 0),
+    "tiny": Size(20, 20, 3, 150, 200, 3, 1, 2, 0, web_workers="1"),  # starts faster
     "default": Size(300, 2_000, 150, 11_250, 20_000, 150, 8, 10, 0),
     "full": Size(1_000, 10_000, 300, 11_250, 100_000, 500, 20, 10, 50_000),
     "big": Size(300, 2_000, 150, 11_250, 1_000_000, 150, 8, 10, 300_000),
@@ -494,6 +495,8 @@ def http_rows(size: Size, base_url: str, work: Path) -> list[Row]:
         "DIARYBRIDGE_FHIR_BASE_URL": base_url,
         "DIARYBRIDGE_SYNC_ASYNC": "true",
     }
+    if size.web_workers:
+        env["DIARYBRIDGE_WORKERS"] = size.web_workers
     ours_port, trivial_port = free_port(), free_port()
     diarybridge = str(Path(sys.executable).parent / "diarybridge")
     serve = [diarybridge, "serve", "--host", "127.0.0.1", "--port", str(ours_port)]
