@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -74,7 +73,9 @@ def child(path: str, db: str, fhir: str | None) -> None:
     worker = None
     if fhir:
         worker = SyncRuntime(FhirServerSettings(base_url=fhir), sessions).worker()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from peak_rss import own_peak_rss_kb  # bench/ is this script's own folder on sys.path
+
+    before = own_peak_rss_kb()
     importer = Importer(sessions, "bench-import", worker=worker)
     started = time.perf_counter()
     importer.import_path(path)
@@ -87,7 +88,7 @@ def child(path: str, db: str, fhir: str | None) -> None:
                 "summary": summary.line(),
                 "read": summary.read,
                 "rss_before_kb": before,
-                "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "rss_peak_kb": own_peak_rss_kb(),
             }
         )
     )
