@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 from marshmallow import ValidationError
 
@@ -309,9 +309,7 @@ class Pusher:
                 ]
             for match in keys:
                 for index, write in blind.get(match, []):
-                    if index in refused or self._same_subject(
-                        write.body.get("subject"), theirs.get("subject")
-                    ):
+                    if index in refused or is_patients(theirs, entries[index].patient_key):
                         continue
                     # Ids and counts only: never the other patient's resource or reference.
                     log.warning(
@@ -588,7 +586,7 @@ class Pusher:
                 # and asking again gets the same answer.
                 return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="no_location"))
             theirs = self.client.read(write.resource_type, server_id, request_id=self.request_id)
-            if not self._same_subject(write.body.get("subject"), theirs.get("subject")):
+            if not is_patients(theirs, entry.patient_key):
                 # Ids and counts only: never the other patient's resource or reference.
                 log.warning(
                     "entry %s: %s/%s with our identifier has another subject; not updated",
@@ -628,10 +626,6 @@ class Pusher:
                     entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies
                 )
         return written, found
-
-    def _same_subject(self, ours: Any, theirs: Any) -> bool:
-        """True when both name the same patient (a reference on another server never does)."""
-        return _subject_key(ours, self.client) == _subject_key(theirs, self.client)
 
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)
@@ -762,21 +756,6 @@ def _matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
     """A resource without what the server owns (id, meta, narrative), to compare contents."""
     return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
-
-
-def _subject_key(subject: Any, client: FhirClient) -> tuple[str | None, ...] | None:
-    if not isinstance(subject, dict):
-        return None
-    reference = subject.get("reference")
-    if isinstance(reference, str) and reference:
-        if "://" in reference and not client.owns_url(reference):
-            return ("foreign", reference)  # another server's patient is never ours
-        segments = [s for s in urlsplit(reference).path.split("/") if s]
-        return ("reference", *segments[-2:])
-    identifier = subject.get("identifier")
-    if isinstance(identifier, dict):
-        return ("identifier", identifier.get("system"), identifier.get("value"))
-    return None
 
 
 def _retry_after(exc: Exception) -> float | None:
