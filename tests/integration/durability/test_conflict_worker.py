@@ -4,7 +4,6 @@ only that version: an edit made after the review is a new conflict)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -175,5 +174,5 @@ def bundles(proxy: FaultProxy) -> list[Seen]:
     return [
         s
         for s in proxy.requests("POST")
-        if is_bundle_post(s) and json.loads(s.body).get("type") == "transaction"
+        if is_bundle_post(s) and s.json().get("type") == "transaction"
     ]

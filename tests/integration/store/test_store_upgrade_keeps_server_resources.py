@@ -148,9 +148,9 @@ def write_0003_ledger(database_url: str, client_id: str, deliveries: Sequence[An
 
 
 def server_state(fhir_server: str, patient: str) -> dict[str, tuple[str, str]]:
-    """Every Observation / MedicationAdministration of the patient: id -> (identifier, status)."""
+    """Every resource of ours about the patient: id -> (identifier, status)."""
     found = {}
-    for resource_type in ("Observation", "MedicationAdministration"):
+    for resource_type in ("Observation", "MedicationAdministration", "AdverseEvent"):
         bundle = requests.get(
             f"{fhir_server}/{resource_type}",
             params={"subject": f"Patient/{patient}", "_count": 500},
@@ -158,10 +158,11 @@ def server_state(fhir_server: str, patient: str) -> dict[str, tuple[str, str]]:
         ).json()
         for hit in bundle.get("entry", []):
             resource = hit["resource"]
-            ident = resource["identifier"][0]
+            ident = resource["identifier"]  # one Identifier on an R4 AdverseEvent
+            ident = ident if isinstance(ident, dict) else ident[0]
             found[f"{resource_type}/{resource['id']}"] = (
                 f"{ident['system']}|{ident['value']}",
-                resource["status"],
+                resource.get("status") or resource["actuality"],  # R4 AdverseEvent: no status
             )
     return found
 
