@@ -3,6 +3,15 @@ history. A signal is a prompt for the care team to review, never a diagnosis or 
 
 from mappings.signals.evaluate import ACTIVE, RESOLVED, Evidence, Signal, evaluate
 from mappings.signals.rules import RULE_IDS, Rule, RuleSet, default_rules, with_overrides
+from mappings.signals.stored import signal_from_json, signal_to_json
+from mappings.signals.window import (
+    Window,
+    closes_a_cycle,
+    evaluate_window,
+    plan_window,
+    record_ref,
+    record_time,
+)
 
 __all__ = [
     "ACTIVE",
@@ -12,7 +21,15 @@ __all__ = [
     "Rule",
     "RuleSet",
     "Signal",
+    "Window",
+    "closes_a_cycle",
     "default_rules",
     "evaluate",
+    "evaluate_window",
+    "plan_window",
+    "record_ref",
+    "record_time",
+    "signal_from_json",
+    "signal_to_json",
     "with_overrides",
 ]

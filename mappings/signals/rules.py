@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -60,6 +62,20 @@ class RuleSet:
     def enabled(self) -> tuple[Rule, ...]:
         """The rules that run."""
         return tuple(r for r in self.rules.values() if r.enabled)
+
+    def without(self, rule_ids: Iterable[str]) -> RuleSet:
+        """The same rules with these ones switched off."""
+        off = set(rule_ids)
+        return RuleSet(
+            {rid: replace(r, enabled=False) if rid in off else r for rid, r in self.rules.items()}
+        )
+
+    def fingerprint(self) -> str:
+        """A hash of what decides the episodes (which rules run, their thresholds): stored
+        signals evaluated under another fingerprint are stale."""
+        decisive = {rid: [r.enabled, dict(r.threshold)] for rid, r in self.rules.items()}
+        text = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _parse_rule(rule_id: str, raw: Any) -> Rule:
