@@ -3,7 +3,12 @@ history. A signal is a prompt for the care team to review, never a diagnosis or 
 
 from mappings.signals.evaluate import ACTIVE, RESOLVED, Evidence, Signal, evaluate
 from mappings.signals.rules import RULE_IDS, Rule, RuleSet, default_rules, with_overrides
-from mappings.signals.stored import signal_from_json, signal_to_json
+from mappings.signals.stored import (
+    signal_from_json,
+    signal_to_json,
+    state_from_text,
+    state_to_text,
+)
 from mappings.signals.window import (
     Window,
     closes_a_cycle,
@@ -31,5 +36,7 @@ __all__ = [
     "record_time",
     "signal_from_json",
     "signal_to_json",
+    "state_from_text",
+    "state_to_text",
     "with_overrides",
 ]

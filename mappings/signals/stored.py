@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -45,3 +47,21 @@ def signal_from_json(data: Json, patient: PatientRef, rules: RuleSet) -> Signal:
             for kind, record_id, part, rtype, at in data["evidence"]
         ),
     )
+
+
+def state_to_text(patient: PatientRef, signals: Sequence[Signal]) -> str:
+    """One patient's stored signals (from one app and id space) as compact JSON text."""
+    body = {
+        "patient": [patient.reference, patient.identifier_system, patient.identifier_value],
+        "signals": [signal_to_json(s) for s in signals],
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+def state_from_text(text: str, rules: RuleSet) -> list[Signal]:
+    """The stored signals again (an empty state holds none)."""
+    body = json.loads(text)
+    if not body or not body.get("signals"):
+        return []
+    patient = PatientRef(*body["patient"])
+    return [signal_from_json(s, patient, rules) for s in body["signals"]]

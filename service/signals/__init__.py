@@ -1,8 +1,10 @@
-"""Signals for the care team: evaluate a patient's records from the ledger against the rules.
+"""Signals for the care team: a patient's signals, as stored or evaluated from the ledger.
 
-A use case between the API and the store/mappings: load the patient's current records (every
-namespace that sent any), evaluate each namespace's history with the pure mappings.signals, and
-hand back the signals. Signals are prompts for review by the care team, never sent to the patient.
+A use case between the API and the store/mappings. Accepting records keeps each patient's
+stored signals current (service.signals.state, the accept hook); readers take the stored
+signals of every app and id space of the patient's records, and evaluate on demand, with the
+pure mappings.signals, the ones whose state is stale or missing. Signals are prompts for review
+by the care team, never sent to the patient.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass, replace
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.records import Record
-from mappings.signals import RuleSet, Signal, evaluate
+from mappings.signals import RuleSet, Signal, evaluate, state_from_text
 from service.schemas import RecordKind
 from service.schemas.loading import SCHEMAS
-from service.store.signals import StoredRecord, patient_records
+from service.store.signals import StoredRecord, patient_records, patient_sources, patient_states
 
 NOTICE = (
     "Signals are prompts for review by the care team, not diagnoses and not advice to the "
@@ -51,7 +53,8 @@ _cache: dict[tuple[str, str, str, str, str], Record] = {}
 _cache_lock = threading.Lock()
 
 
-def _parsed(item: StoredRecord) -> Record:
+def parsed(item: StoredRecord) -> Record:
+    """A stored record as a record (parsed once per content)."""
     key = (item.namespace, item.patient_scope, item.kind, item.source_id, item.content_hash)
     with _cache_lock:
         found = _cache.get(key)
@@ -65,20 +68,49 @@ def _parsed(item: StoredRecord) -> Record:
     return record
 
 
-def patient_signals(
-    sessions: sessionmaker[Session], patient_key: str, rules: RuleSet
+def _evaluated(
+    stored: list[StoredRecord], rules: RuleSet, only: set[tuple[str, str]] | None = None
 ) -> list[PatientSignal]:
-    """Every signal episode of one patient (active and resolved), oldest first."""
-    with sessions.begin() as session:
-        stored = patient_records(session, patient_key)
     # One history per app and id space: the records a signal points at share its identifiers.
     by_source: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for item in stored:
-        by_source[(item.namespace, item.patient_scope)].append(_parsed(item))
-    out = [
+        source = (item.namespace, item.patient_scope)
+        if only is None or source in only:
+            by_source[source].append(parsed(item))
+    return [
         PatientSignal(namespace, scope, signal)
         for (namespace, scope), records in sorted(by_source.items())
         for signal in evaluate(one_patient(records), rules)
     ]
-    out.sort(key=lambda p: (p.signal.opened_at, p.signal.rule.id, p.namespace))
-    return out
+
+
+def _ordered(found: list[PatientSignal]) -> list[PatientSignal]:
+    found.sort(key=lambda p: (p.signal.opened_at, p.signal.rule.id, p.namespace))
+    return found
+
+
+def evaluate_patient(
+    sessions: sessionmaker[Session], patient_key: str, rules: RuleSet
+) -> list[PatientSignal]:
+    """Every signal episode of one patient evaluated now from the whole history, oldest first."""
+    with sessions.begin() as session:
+        stored = patient_records(session, patient_key)
+    return _ordered(_evaluated(stored, rules))
+
+
+def patient_signals(
+    sessions: sessionmaker[Session], patient_key: str, rules: RuleSet
+) -> list[PatientSignal]:
+    """Every signal episode of one patient (active and resolved), oldest first: as stored when
+    the stored state is current, else evaluated from the whole history of that app."""
+    fingerprint = rules.fingerprint()
+    with sessions.begin() as session:
+        sources = patient_sources(session, patient_key)
+        states = patient_states(session, patient_key)
+        stale = {s for s in sources if states.get(s, ("", ""))[0] != fingerprint}
+        records = patient_records(session, patient_key) if stale else []
+    out = _evaluated(records, rules, stale)
+    for namespace, scope in sorted(sources - stale):
+        text = states[(namespace, scope)][1]
+        out.extend(PatientSignal(namespace, scope, s) for s in state_from_text(text, rules))
+    return _ordered(out)

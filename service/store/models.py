@@ -255,3 +255,38 @@ class ExportJob(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SignalInput(Base):
+    """When each of a patient's records happened, so signals read only a window of them.
+
+    Keyed like the ledger row it indexes (namespace, kind, source id, patient); written when the
+    record is accepted. A retracted record stays here: the ledger's status leaves it out.
+    """
+
+    __tablename__ = "signal_input"
+    __table_args__ = (Index("ix_signal_input_window", "patient_key", "namespace", "at"),)
+
+    patient_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())  # recorded_at, or an infusion's start
+
+
+class SignalState(Base):
+    """The stored signals of one patient's records from one app and id space (all episodes,
+    as JSON), and the fingerprint of the rules that made them ("" = stale: evaluate again)."""
+
+    __tablename__ = "signal_state"
+
+    patient_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(200), primary_key=True)
+    patient_scope: Mapped[str] = mapped_column(String(400), primary_key=True)
+    rules_fingerprint: Mapped[str] = mapped_column(String(64))
+    signals_json: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+signal_input_table = cast(Table, SignalInput.__table__)
+signal_state_table = cast(Table, SignalState.__table__)

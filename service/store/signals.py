@@ -1,15 +1,32 @@
-"""Reads for signals: one patient's current records from the ledger, as stored (JSON)."""
+"""Signals in the store: a patient's current records from the ledger (whole, or a window of
+them by time), when each record happened (signal_input), and the stored signals (signal_state).
+
+Every function takes the patient: rows are keyed by patient, so no call reaches another's.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Select, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.store.models import LedgerEntry, LedgerResource, LedgerStatus
+from service.store.models import (
+    LedgerEntry,
+    LedgerResource,
+    LedgerStatus,
+    SignalInput,
+    SignalState,
+    signal_input_table,
+    signal_state_table,
+)
+
+STALE = ""  # the fingerprint of a state to evaluate again from the whole history
 
 
 @dataclass(frozen=True)
@@ -33,23 +50,155 @@ class StoredRecord:
         return parsed
 
 
-def patient_records(session: Session, patient_key: str) -> list[StoredRecord]:
-    """The patient's records in every namespace, leaving out the ones the app withdrew."""
+def _current(patient_key: str) -> Select[Any]:
+    return select(
+        LedgerEntry.namespace,
+        LedgerEntry.patient_scope,
+        LedgerEntry.kind,
+        LedgerEntry.source_id,
+        LedgerEntry.content_hash,
+        LedgerEntry.record_json,
+    ).where(
+        LedgerEntry.patient_key == patient_key,
+        LedgerEntry.status != LedgerStatus.RETRACTED.value,
+        LedgerEntry.retract_requested.is_(False),
+    )
+
+
+def patient_records(
+    session: Session, patient_key: str, namespace: str | None = None
+) -> list[StoredRecord]:
+    """The patient's records (in every namespace, or one), leaving out the ones the app
+    withdrew."""
+    query = _current(patient_key)
+    if namespace is not None:
+        query = query.where(LedgerEntry.namespace == namespace)
+    return [StoredRecord(*row) for row in session.execute(query)]
+
+
+def window_records(
+    session: Session, patient_key: str, namespace: str, start: datetime
+) -> list[StoredRecord]:
+    """The patient's current records from one namespace that happened at or after `start`:
+    one query, by the signal_input index."""
+    query = _current(patient_key).join(
+        SignalInput,
+        and_(
+            SignalInput.patient_key == LedgerEntry.patient_key,
+            SignalInput.namespace == LedgerEntry.namespace,
+            SignalInput.kind == LedgerEntry.kind,
+            SignalInput.source_id == LedgerEntry.source_id,
+        ),
+    )
+    query = query.where(
+        SignalInput.patient_key == patient_key,
+        SignalInput.namespace == namespace,
+        SignalInput.at >= start,
+    )
+    return [StoredRecord(*row) for row in session.execute(query)]
+
+
+def _upsert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def note_times(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """When records happened: rows of patient_key, namespace, kind, source_id, at (one
+    statement; a changed record's new time replaces its old one)."""
+    if not rows:
+        return
+    insert = _upsert(session)(signal_input_table)
+    statement: Insert = insert.on_conflict_do_update(
+        index_elements=["patient_key", "namespace", "kind", "source_id"],
+        set_={"at": insert.excluded.at},
+    )
+    session.execute(statement, list(rows))
+
+
+def lock_states(session: Session, patient_key: str, namespace: str) -> dict[str, tuple[str, str]]:
+    """The stored signals of the patient's records from one namespace, locked until commit:
+    id space -> (rules fingerprint, signals JSON text)."""
+    rows = session.execute(
+        select(SignalState.patient_scope, SignalState.rules_fingerprint, SignalState.signals_json)
+        .where(SignalState.patient_key == patient_key, SignalState.namespace == namespace)
+        .with_for_update()
+    )
+    return {scope: (fingerprint, text) for scope, fingerprint, text in rows}
+
+
+def save_states(
+    session: Session,
+    patient_key: str,
+    namespace: str,
+    states: Mapping[str, tuple[str, str]],
+    now: datetime,
+) -> None:
+    """Store signals: id space -> (rules fingerprint, signals JSON text); one statement."""
+    if not states:
+        return
+    insert = _upsert(session)(signal_state_table)
+    statement: Insert = insert.on_conflict_do_update(
+        index_elements=["patient_key", "namespace", "patient_scope"],
+        set_={
+            "rules_fingerprint": insert.excluded.rules_fingerprint,
+            "signals_json": insert.excluded.signals_json,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "patient_key": patient_key,
+                "namespace": namespace,
+                "patient_scope": scope,
+                "rules_fingerprint": fingerprint,
+                "signals_json": text,
+                "updated_at": now,
+            }
+            for scope, (fingerprint, text) in sorted(states.items())
+        ],
+    )
+
+
+def mark_stale(session: Session, patient_keys: Iterable[str], now: datetime) -> None:
+    """The patients' stored signals no longer follow from their records (a record withdrawn,
+    or an evaluation failed): the next reader or accepted record evaluates the whole history."""
+    keys = sorted(set(patient_keys))
+    if keys:
+        session.execute(
+            update(SignalState)
+            .where(SignalState.patient_key.in_(keys))
+            .values(rules_fingerprint=STALE, updated_at=now)
+        )
+
+
+def patient_states(session: Session, patient_key: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """The patient's stored signals: (namespace, id space) -> (rules fingerprint, JSON text)."""
     rows = session.execute(
         select(
-            LedgerEntry.namespace,
-            LedgerEntry.patient_scope,
-            LedgerEntry.kind,
-            LedgerEntry.source_id,
-            LedgerEntry.content_hash,
-            LedgerEntry.record_json,
-        ).where(
+            SignalState.namespace,
+            SignalState.patient_scope,
+            SignalState.rules_fingerprint,
+            SignalState.signals_json,
+        ).where(SignalState.patient_key == patient_key)
+    )
+    return {(ns, scope): (fingerprint, text) for ns, scope, fingerprint, text in rows}
+
+
+def patient_sources(session: Session, patient_key: str) -> set[tuple[str, str]]:
+    """(namespace, id space) of the patient's current records."""
+    rows = session.execute(
+        select(LedgerEntry.namespace, LedgerEntry.patient_scope)
+        .where(
             LedgerEntry.patient_key == patient_key,
             LedgerEntry.status != LedgerStatus.RETRACTED.value,
             LedgerEntry.retract_requested.is_(False),
         )
+        .distinct()
     )
-    return [StoredRecord(*row) for row in rows]
+    return {(ns, scope) for ns, scope in rows}
 
 
 def server_ids(session: Session, patient_key: str) -> dict[tuple[str, str, str, str, str], str]:

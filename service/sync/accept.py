@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings.records import PatientRef, Record
+from mappings.signals import RuleSet
 from service import store
 from service.schemas import dump_record
 from service.schemas.loading import ID_FIELD, kind_of
 from service.security import patient_key
+from service.signals.state import on_accepted
 
 
 def record_patient_key(patient: PatientRef) -> str:
@@ -49,12 +51,17 @@ def accept_records(
     records: Sequence[Record],
     *,
     per_patient: bool = False,
+    signal_rules: RuleSet | None = None,
 ) -> str:
     """Store records in the outbox in one transaction; returns the sync request id.
 
     Only what this commits may be acknowledged: the caller answers after it returns. A record
-    id the namespace already gave another patient raises store.PatientMismatchError.
+    id the namespace already gave another patient raises store.PatientMismatchError. The
+    patients' stored signals follow in the same transaction (signal_rules: the clinic's rules;
+    None: the shipped ones).
     """
     items = accept_items(namespace, records, per_patient=per_patient)
     with sessions.begin() as session:
-        return store.accept(session, namespace, items)
+        request_id = store.accept(session, namespace, items)
+        on_accepted(session, items, records, signal_rules)
+        return request_id
