@@ -23,6 +23,7 @@ from service.fhir_client import clean_diagnostics
 from service.observability import current_request_id
 from service.schemas import Problem, RecordKind, load_records
 from service.security import parse_patient_key
+from service.signals.state import on_retracted
 from service.sync.accept import accept_records
 from service.sync.outcomes import RecordOutcome, request_outcomes
 from service.sync.runtime import SyncRuntime
@@ -93,7 +94,9 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
     namespace = principal().client_id
     # A patient-bound caller's ids are its patient's own; an unbound one's are the app's.
     per_patient = principal().patient is not None
-    request_id = accept_records(sessions(), namespace, records, per_patient=per_patient)
+    request_id = accept_records(
+        sessions(), namespace, records, per_patient=per_patient, signal_rules=runtime().signal_rules
+    )
     audit.note_records("write", kind.value, payload if isinstance(payload, list) else [payload])
     status_url = url_for("sync.request_status", request_id=request_id)
     headers = {"Content-Location": status_url}
@@ -166,6 +169,7 @@ def _retract(kind: RecordKind, source_id: str) -> tuple[Json, HTTPStatus, dict[s
         if view is None:
             raise _not_found()
         principal().require("write", PRIMARY_TYPE[kind], view.patient_key)
+        on_retracted(session, view.patient_key)  # its stored signals are evaluated again
     audit.note("write", kind.value, [view.patient_key], 1)
     status_url = url_for("sync.entry", kind=kind.value, source_id=source_id)
     # Committed: the worker marks the server's resources entered-in-error (never deletes them).

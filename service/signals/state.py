@@ -83,6 +83,12 @@ def on_accepted(
         save_states(session, patient_key, namespace, changed, now)
 
 
+def on_retracted(session: Session, patient_key: str) -> None:
+    """A record of the patient is withdrawn: its stored signals are evaluated again (readers
+    evaluate on demand until the next accepted record stores them)."""
+    mark_stale(session, [patient_key], utcnow())
+
+
 def _records(
     rows: Sequence[StoredRecord], accepted: dict[tuple[str, str], Record]
 ) -> dict[str, list[Record]]:
@@ -147,4 +153,4 @@ def _text(records: Sequence[Record], signals: Sequence[Signal]) -> str:
     return state_to_text(records[0].patient, signals)
 
 
-__all__ = ["STALE", "on_accepted"]
+__all__ = ["STALE", "on_accepted", "on_retracted"]
