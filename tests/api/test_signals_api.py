@@ -129,3 +129,28 @@ def test_a_misspelt_clinic_rules_file_stops_the_start(tmp_path: Path) -> None:
     env = make_env(tmp_path, DIARYBRIDGE_SIGNAL_RULES_FILE=str(rules_file))
     with pytest.raises(ValueError, match="points"):
         create_app(Settings.from_env(env))
+
+
+def test_posted_entries_open_a_signal_and_a_later_one_resolves_it(client: FlaskClient) -> None:
+    from service.schemas import dump_record
+    from tests.unit.mappings.signal_courses import entry
+
+    who = {"X-API-Key": OTHER_KEY["key"]}  # the stable patient, through POST /sync
+    patient = PatientRef(reference=OTHER_PATIENT)
+    danger = dump_record(entry(28.5, 6, breathing=2, swallowing=2, patient=patient))
+    assert client.post("/sync/diary-entries", json=danger, headers=who).status_code == 202
+    _, body = _get(client, OTHER_PATIENT, who)
+    assert [(s["rule"], s["status"]) for s in body["signals"]] == [("danger_sign", "active")]
+    calm = dump_record(entry(29.5, 3, patient=patient))
+    assert client.post("/sync/diary-entries", json=calm, headers=who).status_code == 202
+    # Resolved in January 2026 (the synthetic course's dates): ask for the long list.
+    answer = client.get("/patients/synthetic-mg-002/signals?recent_days=3650", headers=who)
+    (sign,) = answer.get_json()["signals"]
+    assert (sign["id"], sign["status"]) == ("danger_sign:diary-entry:D-28.5", "resolved")
+    assert sign["resolved_by"] == "diary-entry/D-29.5"
+    # Patient one's signals are untouched by patient two's entries.
+    _, first = _get(client, PATIENT, headers("diary_app"))
+    assert [(s["rule"], s["status"]) for s in first["signals"]] == [
+        ("danger_sign", "active"),
+        ("worsening", "active"),
+    ]
