@@ -151,6 +151,8 @@ def _worsening(rule: Rule, entries: Sequence[DiaryEntry]) -> Iterable[_Point]:
     points, needed = rule.param("points_above_baseline"), rule.param("consecutive_entries")
     days, min_n = rule.param("baseline_days"), rule.param("min_baseline_entries")
     scored = [(e, e.mg_adl.total) for e in entries if e.mg_adl is not None]
+    times = [e.recorded_at for e, _ in scored]
+    totals = [t for _, t in scored]
     run: list[tuple[DiaryEntry, int]] = []
     baseline: float | None = None  # frozen when a run starts: recovery means back to it
     first = 0  # the oldest entry inside the baseline window (entries are in time order)
@@ -159,7 +161,8 @@ def _worsening(rule: Rule, entries: Sequence[DiaryEntry]) -> Iterable[_Point]:
         while scored[first][0].recorded_at < since:
             first += 1
         if baseline is None:
-            prior = [t for e, t in scored[first:i] if e.recorded_at < entry.recorded_at]
+            # Entries strictly before this one (same-time entries are not its baseline).
+            prior = totals[first : bisect.bisect_left(times, entry.recorded_at, first, i)]
             if len(prior) < min_n:
                 yield _Point(entry.recorded_at, DIARY_ENTRY, entry.entry_id, None)
                 continue

@@ -15,6 +15,7 @@ history (tests/unit/mappings/test_signals_window.py checks it on every synthetic
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from mappings.identifiers import DIARY_ENTRY, INFUSION
 from mappings.records import DiaryEntry, InfusionRecord, Record
 from mappings.signals.evaluate import GIVEN, Signal, evaluate
-from mappings.signals.rules import RuleSet
+from mappings.signals.rules import Rule, RuleSet
 
 # Rules whose evidence spans whole infusion cycles: evaluated over the whole history only.
 WHOLE_HISTORY_RULES = frozenset({"wear_off"})
@@ -40,16 +41,20 @@ def record_ref(record: Record) -> tuple[str, str]:
     return INFUSION, record.infusion_id
 
 
+def rule_lookback(rule: Rule) -> timedelta:
+    """How much history before an episode's first evidence this rule's evaluation reads."""
+    if rule.id == "worsening":
+        # The baseline of the entry that starts a run, and of the run's first entry.
+        return timedelta(days=2 * rule.param("baseline_days"))
+    if rule.id == "infusion_reaction":
+        return timedelta(days=rule.param("window_hours") / 24 + 1)  # the infusion before
+    return timedelta(0)  # danger sign, flare-up: each entry on its own
+
+
 def lookback(rules: RuleSet) -> timedelta:
-    """How much history before an episode's first evidence its evaluation reads."""
-    days = 0.0
-    for rule in rules.enabled():
-        if rule.id == "worsening":
-            # The baseline of the entry that starts a run, and of the run's first entry.
-            days = max(days, 2 * rule.param("baseline_days"))
-        elif rule.id == "infusion_reaction":
-            days = max(days, rule.param("window_hours") / 24 + 1)  # the infusion before
-    return timedelta(days=days)
+    """The longest lookback of the windowed rules that run: where the window's read starts."""
+    windowed = [r for r in rules.enabled() if r.id not in WHOLE_HISTORY_RULES]
+    return max((rule_lookback(r) for r in windowed), default=timedelta(0))
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,19 @@ def evaluate_window(
     stored: Sequence[Signal], records: Iterable[Record], window: Window, rules: RuleSet
 ) -> list[Signal]:
     """The patient's signals after new records: stored episodes before the window, and the
-    window's records (those from window.start) evaluated again from window.since."""
-    fresh = evaluate(records, rules.without(WHOLE_HISTORY_RULES))
+    window's records (those from window.start) evaluated again from window.since; each rule
+    reads only its own lookback of them."""
+    records = sorted(records, key=record_time)
+    times = [record_time(r) for r in records]
+    windowed = [r for r in rules.enabled() if r.id not in WHOLE_HISTORY_RULES]
+    by_lookback: dict[timedelta, list[str]] = {}
+    for rule in windowed:
+        by_lookback.setdefault(rule_lookback(rule), []).append(rule.id)
+    fresh: list[Signal] = []
+    for back, ids in sorted(by_lookback.items()):
+        first = bisect.bisect_left(times, window.since - back)
+        only = rules.without(rid for rid in rules.rules if rid not in ids)
+        fresh.extend(evaluate(records[first:], only))
     kept = [s for s in stored if s.rule.id in WHOLE_HISTORY_RULES or s.opened_at < window.since]
     out = kept + [s for s in fresh if s.opened_at >= window.since]
     out.sort(key=lambda s: (s.opened_at, s.rule.id))

@@ -53,18 +53,31 @@ _cache: dict[tuple[str, str, str, str, str], Record] = {}
 _cache_lock = threading.Lock()
 
 
+CacheKey = tuple[str, str, str, str, str]  # namespace, id space, kind, id, content hash
+
+
+def cached(key: CacheKey) -> Record | None:
+    """The record parsed before under this key, if still held."""
+    with _cache_lock:
+        return _cache.get(key)
+
+
+def remember(key: CacheKey, record: Record) -> None:
+    """Hold a parsed record (the accept hook holds the records it was given)."""
+    with _cache_lock:
+        if key not in _cache and len(_cache) >= _CACHE_LIMIT:
+            _cache.pop(next(iter(_cache)))  # the oldest insertion: a plain bounded cache
+        _cache[key] = record
+
+
 def parsed(item: StoredRecord) -> Record:
     """A stored record as a record (parsed once per content)."""
     key = (item.namespace, item.patient_scope, item.kind, item.source_id, item.content_hash)
-    with _cache_lock:
-        found = _cache.get(key)
+    found = cached(key)
     if found is not None:
         return found
     record: Record = SCHEMAS[RecordKind(item.kind)].load(item.record())
-    with _cache_lock:
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.pop(next(iter(_cache)))  # the oldest insertion: a plain bounded cache
-        _cache[key] = record
+    remember(key, record)
     return record
 
 

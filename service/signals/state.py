@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ from mappings.signals import (
     state_from_text,
     state_to_text,
 )
-from service.signals import one_patient, parsed
+from service.signals import cached, one_patient, parsed, remember
 from service.store.clock import utcnow
 from service.store.signals import (
     STALE,
@@ -38,8 +39,9 @@ from service.store.signals import (
     mark_stale,
     note_times,
     patient_records,
+    records_by_id,
     save_states,
-    window_records,
+    window_heads,
 )
 from service.store.values import AcceptItem
 
@@ -100,6 +102,37 @@ def _records(
     return by_scope
 
 
+def _window(
+    session: Session,
+    patient_key: str,
+    namespace: str,
+    start: datetime,
+    accepted: dict[tuple[str, str], Record],
+) -> dict[str, list[Record]]:
+    """The window's records by id space: the accepted ones as given, the others from the
+    cache, and only the few the cache lacks read with their JSON (a second query)."""
+    heads = window_heads(session, patient_key, namespace, start)
+    found: dict[tuple[str, str, str], Record] = {}
+    missing: list[tuple[str, str]] = []
+    for head in heads:
+        key = (namespace, head.patient_scope, head.kind, head.source_id, head.content_hash)
+        record = accepted.get((head.kind, head.source_id))
+        if record is not None:
+            remember(key, record)  # what the next batch's window reads again
+        else:
+            record = cached(key)
+        if record is None:
+            missing.append((head.kind, head.source_id))
+        else:
+            found[(head.patient_scope, head.kind, head.source_id)] = record
+    for row in records_by_id(session, patient_key, namespace, missing):
+        found[(row.patient_scope, row.kind, row.source_id)] = parsed(row)
+    by_scope: dict[str, list[Record]] = defaultdict(list)
+    for (scope, _kind, _id), record in found.items():
+        by_scope[scope].append(record)
+    return by_scope
+
+
 def _evaluate(
     session: Session,
     patient_key: str,
@@ -118,7 +151,7 @@ def _evaluate(
     # One window for the app's id spaces (almost always one): the widest any of them needs.
     window = plan_window([s for signals in stored.values() for s in signals], new, rules)
     if window is not None and len(stored) == len(states) and stored:
-        by_scope = _records(window_records(session, patient_key, namespace, window.start), accepted)
+        by_scope = _window(session, patient_key, namespace, window.start, accepted)
         ids = {record_ref(r) for r in new}
         out: _States = {}
         for scope, records in by_scope.items():

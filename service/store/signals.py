@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, and_, select, update
+from sqlalchemy import Insert, Select, and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,12 +76,22 @@ def patient_records(
     return [StoredRecord(*row) for row in session.execute(query)]
 
 
-def window_records(
-    session: Session, patient_key: str, namespace: str, start: datetime
-) -> list[StoredRecord]:
-    """The patient's current records from one namespace that happened at or after `start`:
-    one query, by the signal_input index."""
-    query = _current(patient_key).join(
+@dataclass(frozen=True)
+class RecordHead:
+    """A stored record without its JSON: id space, kind, id and content hash."""
+
+    patient_scope: str
+    kind: str
+    source_id: str
+    content_hash: str
+
+
+# Built once: the window read runs for every accepted batch.
+_WINDOW = (
+    select(
+        LedgerEntry.patient_scope, LedgerEntry.kind, LedgerEntry.source_id, LedgerEntry.content_hash
+    )
+    .join(
         SignalInput,
         and_(
             SignalInput.patient_key == LedgerEntry.patient_key,
@@ -90,10 +100,35 @@ def window_records(
             SignalInput.source_id == LedgerEntry.source_id,
         ),
     )
-    query = query.where(
-        SignalInput.patient_key == patient_key,
-        SignalInput.namespace == namespace,
-        SignalInput.at >= start,
+    .where(
+        SignalInput.patient_key == bindparam("patient_key"),
+        SignalInput.namespace == bindparam("namespace"),
+        SignalInput.at >= bindparam("start"),
+        LedgerEntry.status != LedgerStatus.RETRACTED.value,
+        LedgerEntry.retract_requested.is_(False),
+    )
+)
+
+
+def window_heads(
+    session: Session, patient_key: str, namespace: str, start: datetime
+) -> list[RecordHead]:
+    """The patient's current records from one namespace that happened at or after `start`,
+    without their JSON (a caller holds most of them parsed already): one indexed query."""
+    params = {"patient_key": patient_key, "namespace": namespace, "start": start}
+    return [RecordHead(*row) for row in session.execute(_WINDOW, params)]
+
+
+def records_by_id(
+    session: Session, patient_key: str, namespace: str, keys: Iterable[tuple[str, str]]
+) -> list[StoredRecord]:
+    """The patient's current records from one namespace with these (kind, id), with JSON."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    query = _current(patient_key).where(
+        LedgerEntry.namespace == namespace,
+        tuple_(LedgerEntry.kind, LedgerEntry.source_id).in_(wanted),
     )
     return [StoredRecord(*row) for row in session.execute(query)]
 
