@@ -114,17 +114,17 @@ def _window(
     heads = window_heads(session, patient_key, namespace, start)
     found: dict[tuple[str, str, str], Record] = {}
     missing: list[tuple[str, str]] = []
-    for head in heads:
-        key = (namespace, head.patient_scope, head.kind, head.source_id, head.content_hash)
-        record = accepted.get((head.kind, head.source_id))
+    for scope, kind, source_id, digest in heads:
+        key = (namespace, scope, kind, source_id, digest)
+        record = accepted.get((kind, source_id))
         if record is not None:
             remember(key, record)  # what the next batch's window reads again
         else:
             record = cached(key)
         if record is None:
-            missing.append((head.kind, head.source_id))
+            missing.append((kind, source_id))
         else:
-            found[(head.patient_scope, head.kind, head.source_id)] = record
+            found[(scope, kind, source_id)] = record
     for row in records_by_id(session, patient_key, namespace, missing):
         found[(row.patient_scope, row.kind, row.source_id)] = parsed(row)
     by_scope: dict[str, list[Record]] = defaultdict(list)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Select, and_, bindparam, select, tuple_, update
@@ -76,14 +77,7 @@ def patient_records(
     return [StoredRecord(*row) for row in session.execute(query)]
 
 
-@dataclass(frozen=True)
-class RecordHead:
-    """A stored record without its JSON: id space, kind, id and content hash."""
-
-    patient_scope: str
-    kind: str
-    source_id: str
-    content_hash: str
+RecordHead = tuple[str, str, str, str]  # id space, kind, id, content hash: a record, no JSON
 
 
 # Built once: the window read runs for every accepted batch.
@@ -116,7 +110,9 @@ def window_heads(
     """The patient's current records from one namespace that happened at or after `start`,
     without their JSON (a caller holds most of them parsed already): one indexed query."""
     params = {"patient_key": patient_key, "namespace": namespace, "start": start}
-    return [RecordHead(*row) for row in session.execute(_WINDOW, params)]
+    return [
+        (scope, kind, sid, digest) for scope, kind, sid, digest in session.execute(_WINDOW, params)
+    ]
 
 
 def records_by_id(
@@ -133,32 +129,38 @@ def records_by_id(
     return [StoredRecord(*row) for row in session.execute(query)]
 
 
-def _upsert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+@cache
+def _upsert(dialect: str, table: str) -> Insert:
+    """INSERT .. ON CONFLICT (the primary key) DO UPDATE the other columns; built once."""
+    target = signal_input_table if table == "signal_input" else signal_state_table
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
+    keys = [c.name for c in target.primary_key.columns]
+    others = {c.name: insert.excluded[c.name] for c in target.columns if c.name not in keys}
+    return insert.on_conflict_do_update(index_elements=keys, set_=others)
 
 
 def note_times(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """When records happened: rows of patient_key, namespace, kind, source_id, at (one
     statement; a changed record's new time replaces its old one)."""
-    if not rows:
-        return
-    insert = _upsert(session)(signal_input_table)
-    statement: Insert = insert.on_conflict_do_update(
-        index_elements=["patient_key", "namespace", "kind", "source_id"],
-        set_={"at": insert.excluded.at},
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(_upsert(dialect, "signal_input"), list(rows))
+
+
+_LOCK = (
+    select(SignalState.patient_scope, SignalState.rules_fingerprint, SignalState.signals_json)
+    .where(
+        SignalState.patient_key == bindparam("patient_key"),
+        SignalState.namespace == bindparam("namespace"),
     )
-    session.execute(statement, list(rows))
+    .with_for_update()
+)
 
 
 def lock_states(session: Session, patient_key: str, namespace: str) -> dict[str, tuple[str, str]]:
     """The stored signals of the patient's records from one namespace, locked until commit:
     id space -> (rules fingerprint, signals JSON text)."""
-    rows = session.execute(
-        select(SignalState.patient_scope, SignalState.rules_fingerprint, SignalState.signals_json)
-        .where(SignalState.patient_key == patient_key, SignalState.namespace == namespace)
-        .with_for_update()
-    )
+    rows = session.execute(_LOCK, {"patient_key": patient_key, "namespace": namespace})
     return {scope: (fingerprint, text) for scope, fingerprint, text in rows}
 
 
@@ -172,15 +174,7 @@ def save_states(
     """Store signals: id space -> (rules fingerprint, signals JSON text); one statement."""
     if not states:
         return
-    insert = _upsert(session)(signal_state_table)
-    statement: Insert = insert.on_conflict_do_update(
-        index_elements=["patient_key", "namespace", "patient_scope"],
-        set_={
-            "rules_fingerprint": insert.excluded.rules_fingerprint,
-            "signals_json": insert.excluded.signals_json,
-            "updated_at": insert.excluded.updated_at,
-        },
-    )
+    statement = _upsert(session.get_bind().dialect.name, "signal_state")
     session.execute(
         statement,
         [
