@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -72,8 +72,14 @@ class RuleSet:
 
     def fingerprint(self) -> str:
         """A hash of what decides the episodes (which rules run, their thresholds): stored
-        signals evaluated under another fingerprint are stale."""
-        decisive = {rid: [r.enabled, dict(r.threshold)] for rid, r in self.rules.items()}
+        signals evaluated under another fingerprint are stale (severity too: signals carry it)."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        decisive = {
+            rid: [r.enabled, r.severity, dict(r.threshold)] for rid, r in self.rules.items()
+        }
         text = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

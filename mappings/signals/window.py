@@ -111,6 +111,25 @@ def closes_a_cycle(window: Window, records: Iterable[Record], rules: RuleSet) ->
     )
 
 
+_groups: dict[str, tuple[tuple[timedelta, RuleSet], ...]] = {}
+
+
+def _by_lookback(rules: RuleSet) -> tuple[tuple[timedelta, RuleSet], ...]:
+    """The windowed rules grouped by lookback, each group as a rule set (kept per rule set)."""
+    found = _groups.get(rules.fingerprint())
+    if found is None:
+        by_back: dict[timedelta, list[str]] = {}
+        for rule in rules.enabled():
+            if rule.id not in WHOLE_HISTORY_RULES:
+                by_back.setdefault(rule_lookback(rule), []).append(rule.id)
+        found = tuple(
+            (back, rules.without(rid for rid in rules.rules if rid not in ids))
+            for back, ids in sorted(by_back.items())
+        )
+        _groups[rules.fingerprint()] = found
+    return found
+
+
 def evaluate_window(
     stored: Sequence[Signal], records: Iterable[Record], window: Window, rules: RuleSet
 ) -> list[Signal]:
@@ -119,14 +138,9 @@ def evaluate_window(
     reads only its own lookback of them."""
     records = sorted(records, key=record_time)
     times = [record_time(r) for r in records]
-    windowed = [r for r in rules.enabled() if r.id not in WHOLE_HISTORY_RULES]
-    by_lookback: dict[timedelta, list[str]] = {}
-    for rule in windowed:
-        by_lookback.setdefault(rule_lookback(rule), []).append(rule.id)
     fresh: list[Signal] = []
-    for back, ids in sorted(by_lookback.items()):
+    for back, only in _by_lookback(rules):
         first = bisect.bisect_left(times, window.since - back)
-        only = rules.without(rid for rid in rules.rules if rid not in ids)
         fresh.extend(evaluate(records[first:], only))
     kept = [s for s in stored if s.rule.id in WHOLE_HISTORY_RULES or s.opened_at < window.since]
     out = kept + [s for s in fresh if s.opened_at >= window.since]

@@ -110,9 +110,9 @@ def window_heads(
     """The patient's current records from one namespace that happened at or after `start`,
     without their JSON (a caller holds most of them parsed already): one indexed query."""
     params = {"patient_key": patient_key, "namespace": namespace, "start": start}
-    return [
-        (scope, kind, sid, digest) for scope, kind, sid, digest in session.execute(_WINDOW, params)
-    ]
+    # Core on the session's connection: the ORM layer (autoflush, ORM results) is not needed.
+    rows = session.connection().execute(_WINDOW, params)
+    return [(scope, kind, sid, digest) for scope, kind, sid, digest in rows]
 
 
 def records_by_id(
@@ -144,7 +144,7 @@ def note_times(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     statement; a changed record's new time replaces its old one)."""
     if rows:
         dialect = session.get_bind().dialect.name
-        session.execute(_upsert(dialect, "signal_input"), list(rows))
+        session.connection().execute(_upsert(dialect, "signal_input"), list(rows))
 
 
 _LOCK = (
@@ -160,7 +160,7 @@ _LOCK = (
 def lock_states(session: Session, patient_key: str, namespace: str) -> dict[str, tuple[str, str]]:
     """The stored signals of the patient's records from one namespace, locked until commit:
     id space -> (rules fingerprint, signals JSON text)."""
-    rows = session.execute(_LOCK, {"patient_key": patient_key, "namespace": namespace})
+    rows = session.connection().execute(_LOCK, {"patient_key": patient_key, "namespace": namespace})
     return {scope: (fingerprint, text) for scope, fingerprint, text in rows}
 
 
@@ -175,7 +175,7 @@ def save_states(
     if not states:
         return
     statement = _upsert(session.get_bind().dialect.name, "signal_state")
-    session.execute(
+    session.connection().execute(
         statement,
         [
             {
