@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
         signal_rules=app.extensions["diarybridge.signal_rules"],
+        signal_care_team=settings.signal_care_team,
         mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
     )
     app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)

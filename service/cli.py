@@ -150,6 +150,7 @@ def _sync_runtime(settings: Settings) -> SyncRuntime:
         lease_seconds=settings.lease_seconds,
         batch_size=settings.worker_batch,
         signal_rules=with_overrides(settings.signal_rules),
+        signal_care_team=settings.signal_care_team,
         mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
     )
 

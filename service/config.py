@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -261,6 +262,9 @@ class Settings:
     # A clinic's overrides of the signal rules ({rule id: {threshold, severity, enabled}}), from
     # the JSON or YAML file DIARYBRIDGE_SIGNAL_RULES_FILE; checked against the rules at start-up.
     signal_rules: Mapping[str, Any] = field(default_factory=dict)
+    # A care-team reference (CareTeam/<id>, Practitioner/<id>, ...) that gets a Communication
+    # per active signal with the pushed Flags; empty (the default): none is sent.
+    signal_care_team: str = ""
     # parsed by service.security from the same environment; kept raw here so only we read os.environ
     security_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     testing: bool = False
@@ -297,6 +301,7 @@ class Settings:
             ),
             fhir=FhirServerSettings.from_env(env),
             signal_rules=_signal_rules(env.get("DIARYBRIDGE_SIGNAL_RULES_FILE", "")),
+            signal_care_team=_care_team(env.get("DIARYBRIDGE_SIGNAL_CARE_TEAM", "")),
             security_env={k: v for k, v in env.items() if k.startswith("DIARYBRIDGE_")},
             testing=_bool(env, "DIARYBRIDGE_TESTING", False),
         )
@@ -313,6 +318,21 @@ def _signal_rules(path: str) -> Mapping[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError("DIARYBRIDGE_SIGNAL_RULES_FILE: must map rule ids to settings")
     return raw
+
+
+CARE_TEAM_REFERENCE = re.compile(
+    r"(CareTeam|Practitioner|PractitionerRole|Organization|Group)/[A-Za-z0-9\-.]{1,64}"
+)
+
+
+def _care_team(value: str) -> str:
+    value = value.strip()
+    if value and not CARE_TEAM_REFERENCE.fullmatch(value):
+        raise ConfigError(
+            "DIARYBRIDGE_SIGNAL_CARE_TEAM: must be a reference like CareTeam/<id> (or "
+            "Practitioner, PractitionerRole, Organization, Group)"
+        )
+    return value
 
 
 def worker_environment(settings: Settings, run_dir: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """A signal as FHIR: a Flag for the patient (active while it holds, inactive once resolved) and a
-DetectedIssue whose evidence points at the diary Observations / infusion that raised it.
+DetectedIssue whose evidence points at the diary Observations / infusion that raised it; and,
+when a clinic asks for it, a Communication telling its care team (never the patient).
 
 Ids are deterministic (uuid5 of our business identifier, mappings/identifiers.py), so sending a
 signal again updates the same two resources instead of adding new ones.
@@ -24,11 +25,16 @@ JSON = dict[str, Any]
 SIGNAL = "signal"  # the kind in our business identifiers of signal resources
 FLAG_PART = "flag"
 ISSUE_PART = "detected-issue"
+COMMUNICATION_PART = "communication"
 REVIEW_NOTE = "A prompt for review by the care team; not a diagnosis."
 # The one R4/R5 difference these resources have: DetectedIssue.patient became .subject in R5.
 ISSUE_PATIENT = {FhirVersion.R4: "patient", FhirVersion.R5: "subject"}
 # Open, the episode may still gather evidence; once resolved the detection is complete.
 ISSUE_STATUS = {True: "preliminary", False: "final"}
+# Communication.payload: a string in R4; R5 keeps only Attachment, Reference, CodeableConcept.
+PAYLOAD = {FhirVersion.R4: "contentString", FhirVersion.R5: "contentCodeableConcept"}
+# A care-team recipient: a reference to one of these (Communication.recipient's targets).
+RECIPIENT_TYPES = ("CareTeam", "Practitioner", "PractitionerRole", "Organization", "Group")
 
 # (kind, record id, part) -> the server's id of that resource, when the caller knows it.
 KnownIds = Mapping[tuple[str, str, str], str]
@@ -98,4 +104,28 @@ def signal_to_resources(
     out = [flag, issue]
     for resource in out:
         validate_resource(resource, ctx.fhir_version)
+    return out
+
+
+def signal_communication(signal: Signal, ctx: MappingContext, recipient: str) -> JSON:
+    """A Communication to the care team (`recipient`, e.g. "CareTeam/123") that a signal opened,
+    about its Flag; validated for ctx.fhir_version. One per signal (deterministic id)."""
+    kind, _, rid = recipient.partition("/")
+    if kind not in RECIPIENT_TYPES or not rid:
+        raise ValueError(f"care-team recipient must be one of {', '.join(RECIPIENT_TYPES)}/<id>")
+    source_id = signal_source_id(signal)
+    flag_key = business_key(ctx, SIGNAL, source_id, FLAG_PART)
+    message = f"{signal.rule.title}. {signal.rule.text}"
+    out = envelope("Communication", ctx, business_key(ctx, SIGNAL, source_id, COMMUNICATION_PART))
+    out["status"] = "completed"
+    out["priority"] = "urgent" if signal.rule.severity == "high" else "routine"
+    out["subject"] = patient_reference(signal.patient)
+    out["about"] = [
+        {"type": "Flag", "identifier": {"system": flag_key.system, "value": flag_key.value}}
+    ]
+    out["recipient"] = [{"reference": recipient}]
+    out["sent"] = date_time(signal.opened_at)
+    content = message if ctx.fhir_version is FhirVersion.R4 else {"text": message}
+    out["payload"] = [{PAYLOAD[ctx.fhir_version]: content}]
+    validate_resource(out, ctx.fhir_version)
     return out

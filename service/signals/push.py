@@ -22,6 +22,7 @@ from mappings.signals.fhir import (
     FLAG_PART,
     ISSUE_PART,
     SIGNAL,
+    signal_communication,
     signal_source_id,
     signal_to_resources,
 )
@@ -141,12 +142,15 @@ def push_signals(
     *,
     method: str = "auto",
     request_id: str | None = None,
+    care_team: str = "",
 ) -> int:
     """Write the signals of the delivered records' patients; returns how many were written.
 
     Written: every active signal, every signal a delivered record touched, and every signal the
     server still shows active though it has resolved (a repair after a failed push). A Flag of
     ours the server shows active for a signal that no longer exists becomes entered-in-error.
+    care_team (a CareTeam/Practitioner/... reference; empty: off) also gets a Communication per
+    active signal (one per signal: written again, it stays one).
     """
     delivered = list(delivered)
     if not delivered:
@@ -154,7 +158,8 @@ def push_signals(
     touched = {(d.namespace, d.kind, d.source_id) for d in delivered}
     caps = client.capabilities()
     version = FhirVersion(caps.release)
-    chosen: PushMethod = choose_push_strategy(caps, SIGNAL_TYPES).method
+    types = (*SIGNAL_TYPES, "Communication") if care_team else SIGNAL_TYPES
+    chosen: PushMethod = choose_push_strategy(caps, types).method
     if method in ("update-as-create", "conditional-update", "conditional-create"):
         chosen = method  # type: ignore[assignment]  # the operator's choice, as for records
     written = withdrawn = 0
@@ -173,7 +178,11 @@ def push_signals(
             mine = {
                 (k, s, p): sid for (ns, sc, k, s, p), sid in known.items() if (ns, sc) == source
             }
-            for resource in signal_to_resources(item.signal, _context(item, version), mine):
+            ctx = _context(item, version)
+            resources = signal_to_resources(item.signal, ctx, mine)
+            if care_team and item.signal.active:
+                resources.append(signal_communication(item.signal, ctx, care_team))
+            for resource in resources:
                 _upsert(client, resource, chosen, request_id)
             written += 1
         live = {_flag_identifier(i) for i in current}

@@ -33,6 +33,7 @@ class SyncRuntime:
         batch_size: int = 50,
         signal_rules: RuleSet | None = None,
         mg_adl_questionnaire_response: bool = False,
+        signal_care_team: str = "",
     ) -> None:
         self.fhir = fhir
         self.mg_adl_questionnaire_response = mg_adl_questionnaire_response
@@ -40,6 +41,7 @@ class SyncRuntime:
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
         self.signal_rules = signal_rules  # None: signals are not pushed
+        self.signal_care_team = signal_care_team  # "": no Communication to the care team
         self._client: FhirClient | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,6 +105,7 @@ class SyncRuntime:
                     touched,
                     method=self.fhir.push_strategy,
                     request_id=request_id,
+                    care_team=self.signal_care_team,
                 )
             except Exception as exc:  # the records are delivered; signals must not undo that
                 # Type only: messages may quote data. The next delivery for the patient retries.

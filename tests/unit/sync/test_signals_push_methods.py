@@ -128,3 +128,52 @@ def test_conditional_create_updates_the_one_that_already_exists(
     methods = [m for m, _ in _writes()]
     assert methods == ["POST", "PUT"] * 4
     assert all(u.endswith("/server-1") for m, u in _writes() if m == "PUT")
+
+
+def _with_communication(caps: dict[str, Any]) -> dict[str, Any]:
+    resources = caps["rest"][0]["resource"]
+    return {
+        **caps,
+        "rest": [
+            {**caps["rest"][0], "resource": [*resources, {**resources[0], "type": "Communication"}]}
+        ],
+    }
+
+
+@responses.activate
+def test_a_configured_care_team_gets_one_communication_per_active_signal(
+    sessions: sessionmaker[Session],
+) -> None:
+    responses.get(f"{BASE}/metadata", json=_with_communication(capability(True, True)))
+    responses.get(f"{BASE}/Flag", json=EMPTY)
+    responses.add_callback(responses.PUT, re.compile(f"{BASE}/.*"), callback=_echo(201))
+    client = FhirClient(BASE, retry=NO_RETRY)
+    touched = [Touched(NAMESPACE, "diary-entry", "D-22.5", PATIENT)]
+    push_signals(sessions, client, default_rules(), touched, care_team="CareTeam/mg-clinic")
+    sent = [json.loads(c.request.body) for c in responses.calls if c.request.method == "PUT"]
+    messages = [r for r in sent if r["resourceType"] == "Communication"]
+    assert len(messages) == 2  # danger sign and worsening
+    assert all(m["recipient"] == [{"reference": "CareTeam/mg-clinic"}] for m in messages)
+    first = _writes()
+    responses.calls.reset()
+    push_signals(sessions, client, default_rules(), touched, care_team="CareTeam/mg-clinic")
+    assert _writes() == first  # the same ids again: still one Communication per signal
+
+
+@responses.activate
+def test_without_a_care_team_no_communication_is_sent(sessions: sessionmaker[Session]) -> None:
+    responses.get(f"{BASE}/metadata", json=capability(True, True))
+    responses.get(f"{BASE}/Flag", json=EMPTY)
+    responses.add_callback(responses.PUT, re.compile(f"{BASE}/.*"), callback=_echo(201))
+    _push(sessions)
+    assert not [u for _, u in _writes() if u.startswith("/Communication")]
+
+
+def test_the_care_team_setting_is_off_by_default_and_checked() -> None:
+    from service.config import ConfigError, Settings
+
+    assert Settings.from_env({}).signal_care_team == ""
+    env = {"DIARYBRIDGE_SIGNAL_CARE_TEAM": "CareTeam/mg-clinic"}
+    assert Settings.from_env(env).signal_care_team == "CareTeam/mg-clinic"
+    with pytest.raises(ConfigError, match="DIARYBRIDGE_SIGNAL_CARE_TEAM"):
+        Settings.from_env({"DIARYBRIDGE_SIGNAL_CARE_TEAM": "Patient/synthetic-signals-001"})
