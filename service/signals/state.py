@@ -35,6 +35,7 @@ from service.store.clock import utcnow
 from service.store.signals import (
     STALE,
     StoredRecord,
+    create_state,
     lock_states,
     mark_stale,
     note_times,
@@ -71,11 +72,19 @@ def on_accepted(
         ],
     )
     by_source: dict[tuple[str, str], dict[tuple[str, str], Record]] = defaultdict(dict)
+    scopes: dict[tuple[str, str], str] = {}
     for item, record in zip(items, records, strict=True):
         by_source[(item.patient_key, item.namespace)][(item.kind, item.source_id)] = record
+        scopes[(item.patient_key, item.namespace)] = item.patient_key if item.per_patient else ""
     now = utcnow()
     for (patient_key, namespace), accepted in sorted(by_source.items()):
         states = lock_states(session, patient_key, namespace)
+        if not states:
+            # The patient's first records from this app: a row to lock first, so a concurrent
+            # accept waits for this one and then evaluates with its records (PostgreSQL).
+            scope = scopes[(patient_key, namespace)]
+            create_state(session, patient_key, namespace, scope, now)
+            states = lock_states(session, patient_key, namespace)
         try:
             changed = _evaluate(session, patient_key, namespace, accepted, states, rules)
         except Exception as exc:  # signals must never cost the records: readers evaluate
@@ -158,11 +167,11 @@ def _evaluate(
             if not ids & {record_ref(r) for r in records}:
                 continue  # nothing new in this id space
             if scope not in stored or closes_a_cycle(window, records, rules):
-                return _whole(session, patient_key, namespace, accepted, rules)
+                return _whole(session, patient_key, namespace, accepted, states, rules)
             signals = evaluate_window(stored[scope], one_patient(records), window, rules)
             out[scope] = (fingerprint, _text(records, signals))
         return out
-    return _whole(session, patient_key, namespace, accepted, rules)
+    return _whole(session, patient_key, namespace, accepted, states, rules)
 
 
 def _whole(
@@ -170,12 +179,14 @@ def _whole(
     patient_key: str,
     namespace: str,
     accepted: dict[tuple[str, str], Record],
+    states: _States,
     rules: RuleSet,
 ) -> _States:
     """Every id space of the app for the patient, evaluated from its whole history."""
     by_scope = _records(patient_records(session, patient_key, namespace), accepted)
     fingerprint = rules.fingerprint()
-    out: _States = {}
+    # An id space without current records (all withdrawn) holds no signals: current, empty.
+    out: _States = {scope: (fingerprint, "{}") for scope in states if scope not in by_scope}
     for scope, records in by_scope.items():
         signals = evaluate(one_patient(records), rules)
         out[scope] = (fingerprint, _text(records, signals))

@@ -164,6 +164,25 @@ def lock_states(session: Session, patient_key: str, namespace: str) -> dict[str,
     return {scope: (fingerprint, text) for scope, fingerprint, text in rows}
 
 
+def create_state(
+    session: Session, patient_key: str, namespace: str, patient_scope: str, now: datetime
+) -> None:
+    """A stale state row for the patient's records from one namespace and id space, unless
+    one exists (a concurrent insert waits for the other transaction, then does nothing)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.connection().execute(
+        insert(signal_state_table).on_conflict_do_nothing(),
+        {
+            "patient_key": patient_key,
+            "namespace": namespace,
+            "patient_scope": patient_scope,
+            "rules_fingerprint": STALE,
+            "signals_json": "{}",
+            "updated_at": now,
+        },
+    )
+
+
 def save_states(
     session: Session,
     patient_key: str,

@@ -144,3 +144,32 @@ def test_upgrading_a_populated_database_fills_the_signal_tables(database_url: st
         )
     finally:
         engine.dispose()
+
+
+def test_concurrent_first_accepts_of_one_patient_store_every_record(
+    factory: sessionmaker[Session],
+) -> None:
+    import threading
+
+    course = bulbar_flare(ONE)
+    halves = [course[::2], course[1::2]]  # both start with no stored state for the patient
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def send(records: list) -> None:
+        try:
+            start.wait()
+            accept_records(factory, APP, records)
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(h,)) for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert _stored(factory, ONE) == [RULES.fingerprint()]
+    assert patient_signals(factory, str(ONE.reference), RULES) == evaluate_patient(
+        factory, str(ONE.reference), RULES
+    )

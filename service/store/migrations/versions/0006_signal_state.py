@@ -130,7 +130,7 @@ def _fill() -> None:
             "namespace": namespace,
             "patient_scope": scope,
             "rules_fingerprint": "",
-            "signals_json": "[]",
+            "signals_json": "{}",
             "updated_at": now.replace(tzinfo=None) if sqlite else now,
         }
         for patient_key, namespace, scope in sorted(sources)
