@@ -189,3 +189,28 @@ def test_a_resolution_missed_by_a_failed_push_is_repaired_by_the_next_delivery(
         "danger-sign": ["inactive"],
         "worsening": ["inactive"],
     }
+
+
+def test_a_configured_care_team_gets_one_communication_per_signal(
+    tmp_path: Path, fhir_server: str
+) -> None:
+    tag = f"sigc{datetime.now(UTC).strftime('%H%M%S%f')}"
+    patient = PatientRef(reference=f"Patient/synthetic-{tag}")
+    env = make_env(
+        tmp_path,
+        DIARYBRIDGE_FHIR_BASE_URL=fhir_server,
+        DIARYBRIDGE_SIGNAL_CARE_TEAM="CareTeam/synthetic-mg-clinic",
+    )
+    app = create_app(Settings.from_env(env))
+    app.test_client_class = ContractClient
+    client = app.test_client()
+    flare = _own(bulbar_flare(), patient, tag)
+    _sync(client, flare)
+    sent = _search(fhir_server, "Communication", {"subject": patient.reference or ""})
+    assert len(sent) == 2  # danger sign and worsening
+    assert all(c["recipient"] == [{"reference": "CareTeam/synthetic-mg-clinic"}] for c in sent)
+    assert all("not a diagnosis" in c["payload"][0]["contentString"] for c in sent)
+    # Resent: the same two, nothing new.
+    _sync(client, [*flare[:-1], replace(flare[-1], note="synthetic: resent")])
+    again = _search(fhir_server, "Communication", {"subject": patient.reference or ""})
+    assert sorted(c["id"] for c in again) == sorted(c["id"] for c in sent)
