@@ -35,9 +35,11 @@ def test_bench_signals_tiny_prints_the_ratio_against_the_accept_path() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for clock in ("wall", "cpu"):
-        found = re.search(
-            rf"\[{clock}\] ratio ours/reference: ([0-9.-]+) \(goal < 1\.10\); met\? (yes|no)",
-            done.stdout,
-        )
-        assert found, done.stdout
-        assert float(found.group(1)) > 0
+        for path in ("accept_records", "POST /sync"):
+            found = re.search(
+                rf"\[{clock}\] {path}: without signals [0-9.]+ ms, with [0-9.]+ ms .*"
+                rf"ratio ([0-9.-]+) \(goal < 1\.10\) met\? (yes|no)",
+                done.stdout,
+            )
+            assert found, done.stdout
+            assert float(found.group(1)) > 0
