@@ -25,7 +25,6 @@ from mappings.signals import (
     evaluate,
     evaluate_window,
     plan_window,
-    record_ref,
     record_time,
     state_from_text,
     state_to_text,
@@ -117,17 +116,20 @@ def _window(
     namespace: str,
     start: datetime,
     accepted: dict[tuple[str, str], Record],
-) -> dict[str, list[Record]]:
-    """The window's records by id space: the accepted ones as given, the others from the
-    cache, and only the few the cache lacks read with their JSON (a second query)."""
+) -> tuple[dict[str, list[Record]], set[str]]:
+    """The window's records by id space, and the id spaces holding accepted records: the
+    accepted ones as given, the others from the cache, and only the few the cache lacks read
+    with their JSON (a second query)."""
     heads = window_heads(session, patient_key, namespace, start)
     found: dict[tuple[str, str, str], Record] = {}
     missing: list[tuple[str, str]] = []
+    touched: set[str] = set()
     for scope, kind, source_id, digest in heads:
         key = (namespace, scope, kind, source_id, digest)
         record = accepted.get((kind, source_id))
         if record is not None:
             remember(key, record)  # what the next batch's window reads again
+            touched.add(scope)
         else:
             record = cached(key)
         if record is None:
@@ -139,7 +141,7 @@ def _window(
     by_scope: dict[str, list[Record]] = defaultdict(list)
     for (scope, _kind, _id), record in found.items():
         by_scope[scope].append(record)
-    return by_scope
+    return by_scope, touched
 
 
 def _evaluate(
@@ -160,11 +162,10 @@ def _evaluate(
     # One window for the app's id spaces (almost always one): the widest any of them needs.
     window = plan_window([s for signals in stored.values() for s in signals], new, rules)
     if window is not None and len(stored) == len(states) and stored:
-        by_scope = _window(session, patient_key, namespace, window.start, accepted)
-        ids = {record_ref(r) for r in new}
+        by_scope, touched = _window(session, patient_key, namespace, window.start, accepted)
         out: _States = {}
         for scope, records in by_scope.items():
-            if not ids & {record_ref(r) for r in records}:
+            if scope not in touched:
                 continue  # nothing new in this id space
             if scope not in stored or closes_a_cycle(window, records, rules):
                 return _whole(session, patient_key, namespace, accepted, states, rules)
