@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mappings.records import PatientRef, Record
 from mappings.signals import default_rules, evaluate
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.schemas import dump_record
@@ -51,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = make_env(Path(tmp), DIARYBRIDGE_SYNC_ASYNC="true")
         app = create_app(Settings.from_env(env))
-        sessions = app.extensions["diarybridge.sessions"]
+        sessions = wiring.of(app).sessions
         history: list[Record] = stable(args.history, patient=patient)
         accept_records(sessions, NAMESPACE, history)
         client = app.test_client()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
+from service import wiring
 from service.api import exports
 from service.api.bodies import read_json
 from service.api.context import principal
@@ -80,7 +81,7 @@ def export_patient() -> Response:
 @bp.route("/Group/<group_id>/$export", methods=METHODS)
 def export_group(group_id: str) -> Response:
     """Group-level export: the configured Group (DIARYBRIDGE_EXPORT_GROUP) is every patient."""
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = wiring.current().settings
     if not settings.export_group:
         # A 4xx: the caller asked for what this deployment does not offer (no 5xx is ours).
         raise BulkNotSupported(

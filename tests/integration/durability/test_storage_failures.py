@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, make_url, text
 
+from service import wiring
 from service.api import audit
 from service.app import create_app
 from service.config import Settings
@@ -79,7 +80,7 @@ def test_a_store_that_cannot_write_answers_503_and_loses_nothing_acknowledged(
 ) -> None:
     app = contract_app(tmp_path)
     client: FlaskClient = app.test_client()
-    engine: Engine = app.extensions["diarybridge.engine"]
+    engine: Engine = wiring.of(app).engine
     payloads = diary_payloads(unique_patient("store"), 160)
     before, during, after = payloads[:5], payloads[5:155], payloads[155:]
     for payload in before:
@@ -105,7 +106,7 @@ def test_a_store_that_cannot_write_answers_503_and_loses_nothing_acknowledged(
     assert client.get("/readyz").status_code == HTTPStatus.OK
     for payload in after:
         assert client.post("/sync/diary-entries", json=payload, headers=ASYNC).status_code == 202
-    stored = ledger(app.extensions["diarybridge.sessions"])
+    stored = ledger(wiring.of(app).sessions)
     assert sorted(stored) == sorted(p["entry_id"] for p in acknowledged + after)
     assert {status for status, _ in stored.values()} == {"queued"}
 
