@@ -1,7 +1,7 @@
 """The Bulk Data kick-off doors: [base]/$export, [base]/Patient/$export, [base]/Group/[id]/$export.
 
 GET with query parameters or POST with a FHIR Parameters body; `Prefer: respond-async` is
-required. The job they queue is an ordinary export job (service/api/exports.py): the answer's
+required. The job they queue is an ordinary export job (service/exports/jobs.py): the answer's
 Content-Location is its status URL, and status, manifest, download and DELETE follow from there.
 """
 
@@ -13,10 +13,10 @@ from http import HTTPStatus
 from flask import Blueprint, Response, request
 
 from service import wiring
-from service.api import exports
 from service.api.bodies import read_json
 from service.api.context import principal
 from service.api.errors import ApiError
+from service.api.export_jobs import queue_job, status_url
 from service.config import Settings
 from service.exports import EXPORTABLE_TYPES
 from service.exports.kickoff import (
@@ -56,13 +56,13 @@ def _kick_off(level: Level) -> Response:
         # A system-level export is about no one patient: a patient-bound caller gets the same
         # Forbidden as for another patient's data (Principal.require decides).
         principal().require("read", export.types[0], None)
-    job_id = exports.queue_job(export)
+    job_id = queue_job(export)
     response = Response(
         json.dumps(accepted_outcome(export.ignored)),
         status=HTTPStatus.ACCEPTED,
         mimetype="application/fhir+json",
     )
-    response.headers["Content-Location"] = exports.status_url(job_id)
+    response.headers["Content-Location"] = status_url(job_id)
     return response
 
 

@@ -11,14 +11,13 @@ from flask import Blueprint, Response, request
 from mappings.context import FhirVersion
 from service import convert, wiring
 from service.api import audit
-from service.api.bodies import read_json, read_ndjson_lines
+from service.api.bodies import FHIR_JSON, read_json, read_ndjson_lines
 from service.api.context import mapping_context, require_records, require_resources_read
 from service.negotiation import bundle_type, fhir_version
 from service.schemas import RecordKind
 
 bp = Blueprint("convert", __name__, url_prefix="/convert")
 
-FHIR_JSON = "application/fhir+json"
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
 
 

@@ -9,30 +9,20 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, send_file, url_for
+from flask import Blueprint, Response, jsonify, send_file
 
 from service import wiring
 from service.api import audit
 from service.api.bodies import read_json
 from service.api.context import principal
 from service.api.errors import error_response
-from service.exports import ExportRequest, ExportRequestError, export_request, jobs
+from service.api.export_jobs import queue_job, status_url
+from service.exports import ExportRequestError, export_request, jobs
 from service.exports.jobs import ExportJobStatus
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 
 POLL_SECONDS = 2  # Retry-After while a job runs
-
-
-def queue_job(export: ExportRequest) -> str:
-    """Queue one export job for the caller (POST /exports and the Bulk Data doors)."""
-    base = url_for("exports.kick_off", _external=True)  # of the job's file URLs
-    return jobs.queue_job(wiring.current().exports, principal(), export, base)
-
-
-def status_url(job_id: str) -> str:
-    """The absolute URL a client polls (Content-Location of a kick-off)."""
-    return url_for("exports.status", job_id=job_id, _external=True)
 
 
 @bp.post("")

@@ -12,13 +12,13 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from service import wiring
 from service.api import audit
+from service.api.bodies import FHIR_JSON
 from service.api.context import (
     PRIMARY_TYPE,
     patient_reference,
     require_patient_read,
     sees_diagnostics,
 )
-from service.api.convert import FHIR_JSON
 from service.api.errors import ApiError
 from service.observability import current_request_id
 from service.schemas import ClinicalDateTime, Problem, RecordKind, dump_record

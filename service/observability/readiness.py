@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from http import HTTPStatus
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 from sqlalchemy.engine import Engine
 
