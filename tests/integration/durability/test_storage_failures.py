@@ -16,8 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, make_url, text
 
-from service import wiring
-from service.api import audit
+from service import audit, wiring  # audit: the trail's use case, which writes the rows
 from service.app import create_app
 from service.config import Settings
 from service.store import StorageUnavailable
