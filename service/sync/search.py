@@ -114,28 +114,39 @@ def search_observations(
     except BadRequest as exc:
         issues = exc.outcome.issues if exc.outcome else ()
         raise SearchRefused([_refusal(i, operator) for i in issues]) from None
-    # Defence in depth: the client made references relative to its base, so one under another
-    # base (or another subject) is not this patient.
-    entries = [
-        e
-        for e in bundle.get("entry", [])
-        if (e.get("resource") or {}).get("subject", {}).get("reference") == patient_reference
-    ]
-    left_out = len(bundle.get("entry", [])) - len(entries)
-    if left_out:
-        log.warning("left out %d search entries not about the patient", left_out)
-    dropped = dropped or left_out > 0
-    next_url = next(
-        (n["url"] for n in bundle.get("link", []) if n.get("relation") == "next" and n.get("url")),
-        None,
-    )
+    entries = _patients_entries(bundle, patient_reference)
+    dropped = dropped or len(entries) < len(bundle.get("entry", []))
+    next_url = _next_link(bundle)
     # Once we left out entries the server counted, its total is not what a client will see.
-    total = bundle["total"] if isinstance(bundle.get("total"), int) and not dropped else None
+    total = bundle.get("total")
     return SearchPage(
         entries=entries,
-        total=total,
+        total=total if isinstance(total, int) and not dropped else None,
         next_token=page_token(key, next_url, dropped) if next_url else None,
     )
+
+
+def _patients_entries(bundle: Json, patient_reference: str) -> list[Json]:
+    """Defence in depth: whatever the server sends, only this patient's resources go out.
+
+    The client made references relative to its base: one under another base is not this patient.
+    """
+    given = bundle.get("entry", [])
+    entries = [e for e in given if _subject(e) == patient_reference]
+    if len(entries) < len(given):
+        log.warning("left out %d search entries not about the patient", len(given) - len(entries))
+    return entries
+
+
+def _subject(entry: Json) -> Any:
+    return (entry.get("resource") or {}).get("subject", {}).get("reference")
+
+
+def _next_link(bundle: Json) -> str | None:
+    for link in bundle.get("link", []):
+        if link.get("relation") == "next" and link.get("url"):
+            return str(link["url"])
+    return None
 
 
 def searchset(page: SearchPage, self_url: str, next_url: str | None) -> Json:
