@@ -1,17 +1,22 @@
 """The use cases the views call, without Flask: the observations search and its page tokens,
-and the sync worker's freedom from the web framework."""
+a request's outcomes in one read, and the sync worker's freedom from the web framework."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from service import store
 from service.fhir_client import BadRequest
 from service.fhir_client.outcome import OperationOutcome, OutcomeIssue
+from service.store import AcceptItem, SchemaGate, make_engine, make_session_factory
+from service.sync.outcomes import request_outcomes
 from service.sync.search import (
     BadPageToken,
     SearchRefused,
@@ -126,3 +131,25 @@ def test_the_sync_worker_imports_no_flask() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("records", [1, 40])
+def test_a_requests_outcomes_are_read_in_a_fixed_number_of_queries(
+    tmp_path: Path, records: int
+) -> None:
+    # The answer of POST /sync/* reads every record's outcome at once, never one per record.
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    SchemaGate(engine).ensure()
+    sessions = make_session_factory(engine)
+    items = [
+        AcceptItem("app", "diary-entry", f"e{i}", PATIENT, {"entry_id": f"e{i}"})
+        for i in range(records)
+    ]
+    with sessions.begin() as session:
+        request_id = store.accept(session, "app", items)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    outcomes = request_outcomes(sessions, request_id)
+    assert sorted(o.source_id for o in outcomes) == sorted(f"e{i}" for i in range(records))
+    assert all(o.outcome == "queued" for o in outcomes)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 2
