@@ -20,6 +20,7 @@ from service.sync.requests import NoSuchSyncItem
 bp = Blueprint("sync", __name__, url_prefix="/sync")
 
 Json = dict[str, Any]
+KINDS = {kind.value for kind in RecordKind}
 
 
 def _wants_async() -> bool:
@@ -110,10 +111,9 @@ def status() -> tuple[Json, HTTPStatus]:
 @bp.get("/entries/<kind>/<source_id>")
 def entry(kind: str, source_id: str) -> tuple[Json, HTTPStatus]:
     """One ledger entry: its state, last error, conflict and the server's resource ids."""
-    try:
-        record_kind = RecordKind(kind)
-    except ValueError:
-        raise NoSuchSyncItem(kind) from None
+    if kind not in KINDS:
+        raise NoSuchSyncItem(kind)  # a kind we do not have: no such entry either
+    record_kind = RecordKind(kind)
     view = requests.ledger_entry(
         wiring.current().sessions,
         principal(),
