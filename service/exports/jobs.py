@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.exports.request import (
-    EXPORTABLE_TYPES,
+    RECORD_SOURCE_TYPES,
     ExportFormat,
     ExportRequest,
     ExportRequestError,
@@ -89,7 +89,7 @@ def _authorise(caller: Principal, export: ExportRequest) -> ExportRequest:
         if not caller.patient.startswith("Patient/"):
             raise ExportRequestError("patient", "name the patient as a reference Patient/<id>")
         export = replace(export, patient=caller.patient)
-    types = export.types if export.format is ExportFormat.FHIR else EXPORTABLE_TYPES
+    types = export.types if export.format is ExportFormat.FHIR else RECORD_SOURCE_TYPES
     for resource_type in types:
         caller.require("read", resource_type, export.patient)
     return export
