@@ -144,6 +144,39 @@ def test_layers_point_one_way(package: str, forbidden: set[str]) -> None:
     assert not wrong, f"{package} must not import {wrong}"
 
 
+def _file_of(name: str) -> Path | None:
+    base = ROOT / name.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reached(package: str) -> set[str]:
+    """Every module importing `package` runs, ours followed through (packages' __init__ too)."""
+    seen: set[str] = set()
+    todo = [_module_of(path) for path in _sources(package)]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for size in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+            module = ".".join(parts[:size])
+            if module in seen:
+                continue
+            seen.add(module)
+            path = _file_of(module)
+            if path is not None:
+                todo.extend(_imports(path))
+    return seen
+
+
+@pytest.mark.parametrize("package", ["service.sync"])
+def test_the_worker_does_not_even_indirectly_import_the_web_framework(package: str) -> None:
+    # sync/deliver.py once counted pushes through a metrics module that imported Flask.
+    reached = sorted(name for name in _reached(package) if _within(name, WEB))
+    assert not reached, f"{package} reaches {reached}"
+
+
 def _service_sources() -> Iterator[Path]:
     yield from sorted((ROOT / "service").rglob("*.py"))
     yield from sorted((ROOT / "mappings").rglob("*.py"))
