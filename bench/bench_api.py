@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flask import Flask
 from flask.testing import FlaskClient
 
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.store import AcceptItem, accept
@@ -61,7 +62,7 @@ def fill_outbox(app: Flask) -> None:
         AcceptItem("bench", "diary-entry", f"e{i}", PATIENT, DIARY_ENTRY)
         for i in range(OUTBOX_ENTRIES)
     ]
-    with app.extensions["diarybridge.sessions"].begin() as session:
+    with wiring.of(app).sessions.begin() as session:
         accept(session, "bench", items)
 
 

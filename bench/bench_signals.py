@@ -38,6 +38,7 @@ from flask.testing import FlaskClient
 import service.sync.accept as accept_module
 from mappings.records import DiaryEntry, PatientRef, Record
 from mappings.signals import default_rules
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.schemas import dump_record
@@ -104,7 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = make_env(Path(tmp), DIARYBRIDGE_SYNC_ASYNC="true")
         app = create_app(Settings.from_env(env))
-        sessions = app.extensions["diarybridge.sessions"]
+        sessions = wiring.of(app).sessions
         client = app.test_client()
         start = len(stable(args.history, patient=ours))
         tag = {True: "ours", False: "ref"}  # the app's ids are one space: one prefix a patient

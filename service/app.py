@@ -10,7 +10,7 @@ from flask import Flask, request
 
 from mappings import canonical
 from mappings.signals import with_overrides
-from service import observability
+from service import observability, wiring
 from service.api import (
     audit,
     auth,
@@ -28,16 +28,14 @@ from service.api import (
     sync,
 )
 from service.config import Settings
+from service.exports.jobs import make_runner
+from service.observability.http import install_request_hooks
+from service.observability.readiness import FhirProbe
 from service.security import Authenticator, SecuritySettings
-from service.store import (
-    SchemaGate,
-    StatusCounts,
-    StorageUnavailable,
-    make_engine,
-    make_session_factory,
-    status_counts,
-)
+from service.store import SchemaGate, StorageUnavailable, make_engine, make_session_factory
+from service.sync.requests import outbox_status
 from service.sync.runtime import SyncRuntime
+from service.sync.target import make_probe_client
 
 log = logging.getLogger(__name__)
 _warned_random_page_key = False
@@ -49,7 +47,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability.configure_logging(settings.log_level, settings.log_format)
     canonical.configure(settings.canonical_base)  # where our local CodeSystems live
     app = Flask(__name__)
-    app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["TESTING"] = settings.testing
 
@@ -61,28 +58,40 @@ def create_app(settings: Settings | None = None) -> Flask:
         schema.ensure()
     except StorageUnavailable as exc:
         log.warning("database unavailable at start (%s); retried on use", exc.kind)
-    app.extensions["diarybridge.schema"] = schema
-    app.extensions["diarybridge.engine"] = engine
-    app.extensions["diarybridge.sessions"] = make_session_factory(engine)
+    sessions = make_session_factory(engine)
     # A clinic's rule overrides, checked now: a bad file stops the start, not a later request.
-    app.extensions["diarybridge.signal_rules"] = with_overrides(settings.signal_rules)
-    app.extensions["diarybridge.sync"] = SyncRuntime(
-        settings.fhir,
-        app.extensions["diarybridge.sessions"],
-        lease_seconds=settings.lease_seconds,
-        batch_size=settings.worker_batch,
-        signal_rules=app.extensions["diarybridge.signal_rules"],
-        signal_care_team=settings.signal_care_team,
-        mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
+    signal_rules = with_overrides(settings.signal_rules)
+    fhir = settings.fhir
+    parts = wiring.Wiring(
+        settings=settings,
+        engine=engine,
+        schema=schema,
+        sessions=sessions,
+        signal_rules=signal_rules,
+        sync=SyncRuntime(
+            fhir,
+            sessions,
+            lease_seconds=settings.lease_seconds,
+            batch_size=settings.worker_batch,
+            signal_rules=signal_rules,
+            signal_care_team=settings.signal_care_team,
+            mg_adl_questionnaire_response=settings.mg_adl_questionnaire_response,
+        ),
+        page_key=page_signing_key(settings.page_token_key),
+        fhir_probe=FhirProbe(
+            (lambda: make_probe_client(fhir, settings.readiness_timeout)) if fhir.base_url else None
+        ),
+        metrics=observability.install_metrics(lambda: outbox_status(sessions)),
+        authenticator=Authenticator(SecuritySettings.from_mapping(settings.security_env)),
+        exports=make_runner(settings, sessions),
     )
-    app.extensions["diarybridge.page_key"] = page_signing_key(settings.page_token_key)
+    wiring.install(app, parts)
 
     errors.register_error_handlers(app)
 
     # First, so the request id exists before authentication and its access line comes last.
-    metrics = observability.install_metrics(app.extensions, lambda: _outbox_counts(app))
-    observability.install_request_hooks(app, metrics)
-    auth.install(app, Authenticator(SecuritySettings.from_mapping(settings.security_env)))
+    install_request_hooks(app, parts.metrics)
+    auth.install(app)
     audit.install(app)
 
     @app.before_request  # after the request id and authentication hooks, so 503s carry both
@@ -97,13 +106,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(patients.bp)
     app.register_blueprint(report.bp)
     app.register_blueprint(signals.bp)
-    exports.install(app)  # its blueprint, and the runner that resumes interrupted jobs
+    app.register_blueprint(exports.bp)
+    parts.exports.resume_open_jobs()  # jobs a restart interrupted
     app.register_blueprint(bulk.bp)  # Bulk Data $export doors onto the same export jobs
     app.register_blueprint(metadata.bp)
     app.register_blueprint(questionnaires.bp)
     if settings.worker_in_process and not settings.testing:
         # Delivers what POST /sync queued; a no-op without a FHIR server.
-        app.extensions["diarybridge.sync"].start_worker()
+        parts.sync.start_worker()
     return app
 
 
@@ -119,8 +129,3 @@ def page_signing_key(configured: str) -> bytes:
             "DIARYBRIDGE_PAGE_TOKEN_KEY is not set: next-page links work only on this process"
         )
     return secrets.token_bytes(32)
-
-
-def _outbox_counts(app: Flask) -> StatusCounts:
-    with app.extensions["diarybridge.sessions"]() as session:
-        return status_counts(session)

@@ -9,30 +9,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 
-from service.api.context import payload_patient_key
+from service import wiring
+from service.api.context import payload_patient_key, principal
+from service.audit import AuditAction, Note, write_trail
 from service.observability import current_request_id
-from service.security import Principal
-from service.store import record_audit
 
 log = logging.getLogger(__name__)
 
-AuditAction = Literal["read", "write"]
-UNKNOWN_PATIENT = None  # a record whose patient we cannot key is still audited, without one
-
-
-@dataclass(frozen=True)
-class Note:
-    """One thing a view did: `count` records of `kind`, `action`ed, for each of `patients`."""
-
-    action: AuditAction
-    kind: str
-    patients: tuple[str | None, ...]
-    count: int
+__all__ = ["AuditAction", "Note", "install", "note", "note_records", "notes_of_request"]
 
 
 def note(action: AuditAction, kind: str, patients: Iterable[str | None], count: int) -> None:
@@ -55,28 +43,6 @@ def notes_of_request() -> list[Note]:
     return list(g.get("audit_notes", []))
 
 
-def _write_rows(notes: list[Note]) -> int:
-    caller: Principal = g.principal
-    scopes = " ".join(sorted(str(scope) for scope in caller.scopes))
-    request_id = current_request_id()
-    rows = 0
-    with current_app.extensions["diarybridge.sessions"].begin() as session:
-        for item in notes:
-            for patient in item.patients or (UNKNOWN_PATIENT,):
-                record_audit(
-                    session,
-                    client_id=caller.client_id,
-                    scopes=scopes,
-                    action=item.action,
-                    patient=patient,
-                    resource_kind=item.kind,
-                    count=item.count,
-                    request_id=request_id,
-                )
-                rows += 1
-    return rows
-
-
 def install(app: Flask) -> None:
     """Write the noted rows after each 2xx answer; if writing fails, the request fails."""
 
@@ -86,6 +52,6 @@ def install(app: Flask) -> None:
         if not notes or not 200 <= response.status_code < 300:
             return response
         g.audit_notes = []  # written once, even if a later hook turns this into an error
-        rows = _write_rows(notes)
+        rows = write_trail(wiring.current().sessions, principal(), notes, current_request_id())
         log.info("audit: %d row(s) written", rows, extra={"audit_rows": rows})
         return response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
+from service import wiring
 from service.api.errors import error_response
-from service.security import Authenticator, Forbidden, KeysUnavailable, Unauthenticated
+from service.security import Forbidden, KeysUnavailable, Unauthenticated
 
 # ops.metrics checks credentials itself: it is public when DIARYBRIDGE_METRICS_PUBLIC is true.
 # Discovery (metadata.*) is public: clients read it to learn how to get credentials.
@@ -24,16 +25,14 @@ PUBLIC_ENDPOINTS = {
 API_KEY_HEADER = "X-API-Key"
 
 
-def install(app: Flask, authenticator: Authenticator) -> None:
-    """Authenticate before each protected view; render 401/403 as our error body."""
-    app.extensions["diarybridge.authenticator"] = authenticator
+def install(app: Flask) -> None:
+    """Authenticate before each protected view (the wiring's authenticator); render 401/403."""
 
     @app.before_request
     def _authenticate() -> None:
         if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
             return
-        auth: Authenticator = current_app.extensions["diarybridge.authenticator"]
-        g.principal = auth.authenticate(
+        g.principal = wiring.current().authenticator.authenticate(
             request.headers.get("Authorization"), request.headers.get(API_KEY_HEADER)
         )
 

@@ -18,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from service import json_input
 from service.api.errors import ApiError
 
-JSON_TYPES = ("application/json", "application/fhir+json")
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = ("application/json", FHIR_JSON)
 
 
 def _body(*, cache: bool = True) -> bytes:

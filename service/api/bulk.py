@@ -1,7 +1,7 @@
 """The Bulk Data kick-off doors: [base]/$export, [base]/Patient/$export, [base]/Group/[id]/$export.
 
 GET with query parameters or POST with a FHIR Parameters body; `Prefer: respond-async` is
-required. The job they queue is an ordinary export job (service/api/exports.py): the answer's
+required. The job they queue is an ordinary export job (service/exports/jobs.py): the answer's
 Content-Location is its status URL, and status, manifest, download and DELETE follow from there.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
-from service.api import exports
+from service import wiring
 from service.api.bodies import read_json
 from service.api.context import principal
 from service.api.errors import ApiError
+from service.api.export_jobs import queue_job, status_url
 from service.config import Settings
 from service.exports import EXPORTABLE_TYPES
 from service.exports.kickoff import (
@@ -55,19 +56,20 @@ def _kick_off(level: Level) -> Response:
         # A system-level export is about no one patient: a patient-bound caller gets the same
         # Forbidden as for another patient's data (Principal.require decides).
         principal().require("read", export.types[0], None)
-    job_id = exports.queue_job(export)
+    job_id = queue_job(export)
     response = Response(
         json.dumps(accepted_outcome(export.ignored)),
         status=HTTPStatus.ACCEPTED,
         mimetype="application/fhir+json",
     )
-    response.headers["Content-Location"] = exports.status_url(job_id)
+    response.headers["Content-Location"] = status_url(job_id)
     return response
 
 
 @bp.route("/$export", methods=METHODS)
 def export_system() -> Response:
-    """System-level export: every patient's Observations and MedicationAdministrations."""
+    """System-level export: every patient's Observations, MedicationAdministrations and
+    AdverseEvents."""
     return _kick_off("system")
 
 
@@ -80,7 +82,7 @@ def export_patient() -> Response:
 @bp.route("/Group/<group_id>/$export", methods=METHODS)
 def export_group(group_id: str) -> Response:
     """Group-level export: the configured Group (DIARYBRIDGE_EXPORT_GROUP) is every patient."""
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = wiring.current().settings
     if not settings.export_group:
         # A 4xx: the caller asked for what this deployment does not offer (no 5xx is ours).
         raise BulkNotSupported(

@@ -6,10 +6,10 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 
 from mappings.context import FhirVersion, MappingContext
-from service import store
+from service import wiring
 from service.api.errors import ApiError
 from service.schemas import RecordKind
 from service.security import Principal, parse_patient_key, patient_key
@@ -83,14 +83,8 @@ def mapping_context(version: FhirVersion) -> MappingContext:
         source=f"urn:diarybridge:client:{caller.client_id}",
         fhir_version=version,
         patient_scope=caller.patient,
-        mg_adl_questionnaire_response=current_app.config["SETTINGS"].mg_adl_questionnaire_response,
+        mg_adl_questionnaire_response=wiring.current().settings.mg_adl_questionnaire_response,
     )
-
-
-def caller_patients() -> store.Patients:
-    """Whose records the caller may see in the ledger: its own patient, or (unbound) all."""
-    caller = principal()
-    return store.Patients.every() if caller.patient is None else store.Patients.only(caller.patient)
 
 
 def payload_patient_key(item: Any) -> str | None:

@@ -6,19 +6,18 @@ import json
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from mappings.context import FhirVersion
-from service import convert
+from service import convert, wiring
 from service.api import audit
-from service.api.bodies import read_json, read_ndjson_lines
+from service.api.bodies import FHIR_JSON, read_json, read_ndjson_lines
 from service.api.context import mapping_context, require_records, require_resources_read
 from service.negotiation import bundle_type, fhir_version
 from service.schemas import RecordKind
 
 bp = Blueprint("convert", __name__, url_prefix="/convert")
 
-FHIR_JSON = "application/fhir+json"
 NDJSON_TYPES = ("application/fhir+ndjson", "application/x-ndjson", "application/ndjson")
 
 
@@ -37,7 +36,7 @@ def _convert(kind: RecordKind) -> Response:
     payload = read_json()
     version = fhir_version(request.args.get("fhirVersion"), request.accept_mimetypes)
     wanted_bundle = bundle_type(request.args.get("bundle"))
-    settings = current_app.config["SETTINGS"]
+    settings = wiring.current().settings
     records_payload = require_records(payload, kind)
     bundle = convert.records_to_bundle(
         records_payload,

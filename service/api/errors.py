@@ -15,19 +15,24 @@ from werkzeug.exceptions import HTTPException
 
 from mappings import errors as mapping_errors
 from service.convert import FhirInputError
+from service.exports.jobs import ExportFilesGone, NoSuchExportFile, NoSuchExportJob
 from service.exports.kickoff import BulkRequestError
 from service.exports.request import ExportRequestError
-from service.fhir_client import FhirClientError
 from service.json_input import JsonTooDeep
 from service.negotiation import NegotiationError
 from service.schemas import ErrorSchema, Problem, flatten_messages
 from service.schemas.loading import TooManyRecords
-from service.store import (
+from service.sync.errors import (
     AmbiguousRecordError,
+    BadPageToken,
+    BadPatientParameter,
+    FhirClientError,
+    NoFhirServer,
+    NoSuchSyncItem,
     PatientMismatchError,
+    SearchRefused,
     StorageUnavailable,
 )
-from service.sync.target import NoFhirServer
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,17 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# Errors that name their field (`exc.field`) in their own text.
+FIELD_ERRORS = (FhirInputError, NegotiationError, ExportRequestError, BadPatientParameter)
+
+
 def _problems(exc: Exception) -> list[Problem]:
     if isinstance(exc, ValidationError):
         return flatten_messages(exc.messages)
-    if isinstance(exc, FhirInputError | NegotiationError | ExportRequestError):
+    if isinstance(exc, FIELD_ERRORS):
         return [Problem(exc.field, str(exc))]
+    if isinstance(exc, SearchRefused):
+        return [Problem(field, text) for field, text in exc.problems]
     if isinstance(exc, JsonTooDeep):
         return [Problem("$", str(exc))]
     if isinstance(exc, PatientMismatchError | AmbiguousRecordError):
@@ -89,6 +100,20 @@ TABLE: list[tuple[type[Exception], HTTPStatus, str, str | None]] = [
         "ambiguous_record",
         "several patients have a record with this id: name one with ?patient=",
     ),
+    # "Not yours" answers exactly like "not there": one body for both.
+    (NoSuchSyncItem, HTTPStatus.NOT_FOUND, "not_found", "no such sync request or entry"),
+    (
+        BadPatientParameter,
+        HTTPStatus.BAD_REQUEST,
+        "bad_parameter",
+        "the parameter has problems",
+    ),
+    (BadPageToken, HTTPStatus.BAD_REQUEST, "bad_parameter", None),
+    # The caller's own search, refused by the server: where and why, as issue code and severity.
+    (SearchRefused, HTTPStatus.BAD_REQUEST, "invalid_search", "the FHIR server refused the search"),
+    (NoSuchExportJob, HTTPStatus.NOT_FOUND, "not_found", "no such export job"),
+    (NoSuchExportFile, HTTPStatus.NOT_FOUND, "not_found", "no such file in this export"),
+    (ExportFilesGone, HTTPStatus.GONE, "gone", "the export's files are no longer kept"),
     (mapping_errors.NotOurResource, HTTPStatus.UNPROCESSABLE_ENTITY, "not_our_resource", None),
     (mapping_errors.InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_fhir_input", None),
     (

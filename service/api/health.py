@@ -5,10 +5,10 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from service.observability.readiness import FAILED, FhirProbe, check_readiness
-from service.sync.runtime import SyncRuntime
+from service import wiring
+from service.observability.readiness import FAILED, check_readiness
 
 bp = Blueprint("health", __name__)
 
@@ -22,18 +22,10 @@ def healthz() -> tuple[dict[str, str], HTTPStatus]:
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], HTTPStatus]:
     """Readiness: the database answers, else 503; the FHIR server's last known state is shown."""
-    settings = current_app.config["SETTINGS"]
-    probe: FhirProbe = current_app.extensions.setdefault(
-        "diarybridge.fhir_probe", FhirProbe(settings.fhir, settings.readiness_timeout)
-    )
-    runtime: SyncRuntime = current_app.extensions["diarybridge.sync"]
+    app = wiring.current()
     # An open circuit is fresher news than the last probe, and costs no call.
-    fhir_state = FAILED if runtime.circuit_open() else probe.state()
-    readiness = check_readiness(
-        current_app.extensions["diarybridge.engine"],
-        fhir_state,
-        current_app.extensions.get("diarybridge.schema"),
-    )
+    fhir_state = FAILED if app.sync.circuit_open() else app.fhir_probe.state()
+    readiness = check_readiness(app.engine, fhir_state, app.schema)
     if readiness.ready:
         return {"status": "ready", "checks": readiness.checks}, HTTPStatus.OK
     return {"status": "not_ready", "checks": readiness.checks}, HTTPStatus.SERVICE_UNAVAILABLE

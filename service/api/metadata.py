@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from mappings.terminology import code_system
+from service import wiring
 from service.api.errors import ApiError
 from service.config import Settings
 from service.discovery import Discovery, capability_statement, smart_configuration
@@ -19,7 +20,7 @@ bp = Blueprint("metadata", __name__)
 
 
 def _discovery() -> Discovery:
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = wiring.current().settings
     security = SecuritySettings.from_mapping(settings.security_env)
     return Discovery(
         base_url=request.url_root.rstrip("/"),
@@ -52,7 +53,7 @@ def smart() -> Response:
 @bp.get("/CodeSystem/<cs_id>")
 def local_code_system(cs_id: str) -> Response:
     """One of our local CodeSystems (read-only FHIR read), e.g. /CodeSystem/mg-diary."""
-    settings: Settings = current_app.config["SETTINGS"]
+    settings: Settings = wiring.current().settings
     body = code_system(cs_id, settings.canonical_base)
     if body is None:
         raise ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such CodeSystem")

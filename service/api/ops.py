@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from prometheus_client.exposition import choose_encoder
 
+from service import wiring
 from service.api.auth import API_KEY_HEADER
-from service.observability.metrics import EXTENSION_KEY, Metrics, scrape_registry
-from service.security import Authenticator, Forbidden, Principal
+from service.observability.metrics import scrape_registry
+from service.security import Forbidden, Principal
 
 bp = Blueprint("ops", __name__)
 
@@ -26,10 +27,9 @@ def may_read_metrics(caller: Principal) -> bool:
 
 def _require_metrics_reader() -> None:
     # The authentication hook skips this endpoint so that it can be made public by settings.
-    if current_app.config["SETTINGS"].metrics_public:
+    if wiring.current().settings.metrics_public:
         return
-    auth: Authenticator = current_app.extensions["diarybridge.authenticator"]
-    g.principal = auth.authenticate(
+    g.principal = wiring.current().authenticator.authenticate(
         request.headers.get("Authorization"), request.headers.get(API_KEY_HEADER)
     )
     if not may_read_metrics(g.principal):
@@ -41,8 +41,7 @@ def metrics() -> Response:
     """The instance's metrics (all its gunicorn workers' in multiprocess mode), in the format the
     scraper asks for (Prometheus or OpenMetrics)."""
     _require_metrics_reader()
-    metrics = current_app.extensions[EXTENSION_KEY]
-    assert isinstance(metrics, Metrics)
-    registry = scrape_registry(metrics, current_app.config["SETTINGS"].metrics_multiproc_dir)
+    app = wiring.current()
+    registry = scrape_registry(app.metrics, app.settings.metrics_multiproc_dir)
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encoder(registry), status=HTTPStatus.OK, content_type=content_type)

@@ -9,25 +9,20 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
-from mappings.records import DiaryEntry, InfusionRecord
-from mappings.signals import evaluate
+from service import wiring
 from service.api import audit
 from service.api.context import patient_reference, require_patient_read
-from service.api.signals import rules
-from service.api.sync import runtime
 from service.observability import current_request_id
 from service.report import (
     CONTENT_SECURITY_POLICY,
     DEFAULT_SYMPTOMS,
     UnknownSymptom,
-    build_report,
     draw,
     parse_symptoms,
     render_page,
 )
+from service.report.load import patient_report
 from service.schemas import ClinicalDateTime, RecordKind
-from service.signals import one_patient
-from service.sync.pull import PullWindow, pull_records
 
 bp = Blueprint("report", __name__, url_prefix="/patients")
 
@@ -70,27 +65,18 @@ def report(patient: str) -> Response:
     query = ReportQuerySchema().load(request.args.to_dict())
     if query["since"] and query["until"] and query["until"] <= query["since"]:
         raise ValidationError({"until": ["must be after since"]})
-    client, request_id = runtime().client, current_request_id()
-    diary = pull_records(
-        client,
+    made = patient_report(
+        wiring.current().sync.client,
         reference,
-        RecordKind.DIARY_ENTRY,
-        PullWindow(query["since"], query["until"]),
-        request_id,
-    )
-    # Every infusion, so the days to the next one are known at the window's end as well.
-    infusions = pull_records(client, reference, RecordKind.INFUSION, PullWindow(), request_id)
-    data = build_report(
-        [r for r in diary.records if isinstance(r, DiaryEntry)],
-        [r for r in infusions.records if isinstance(r, InfusionRecord)],
         parse_symptoms(query["symptoms"]),
+        wiring.current().signal_rules,
         query["since"],
         query["until"],
-        # Signals over what was pulled: the page opens with the active ones.
-        signals=evaluate(one_patient([*diary.records, *infusions.records]), rules()),
+        current_request_id(),
     )
-    audit.note("read", RecordKind.DIARY_ENTRY.value, [reference], len(diary.records))
-    audit.note("read", RecordKind.INFUSION.value, [reference], len(infusions.records))
+    data = made.data
+    audit.note("read", RecordKind.DIARY_ENTRY.value, [reference], made.diary_entries)
+    audit.note("read", RecordKind.INFUSION.value, [reference], made.infusions)
     if query["format"] in IMAGE_TYPES:
         image = draw(data, query["format"])
         return _private(Response(image, HTTPStatus.OK, mimetype=IMAGE_TYPES[query["format"]]))
@@ -100,7 +86,7 @@ def report(patient: str) -> Response:
         reference,
         png_href=f"?{urlencode({**args, 'format': 'png'})}",
         svg_href=f"?{urlencode({**args, 'format': 'svg'})}",
-        unreadable=diary.unreadable + infusions.unreadable,
+        unreadable=made.unreadable,
     )
     response = _private(Response(html, HTTPStatus.OK, mimetype="text/html"))
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from marshmallow import RAISE, Schema, fields, validate
 
-from mappings.signals import RuleSet
+from service import wiring
 from service.api import audit
 from service.api.context import patient_reference, require_patient_read
-from service.api.sync import sessions
-from service.signals import NOTICE, PatientSignal, patient_signals
+from service.signals import NOTICE, PatientSignal
+from service.signals.listing import care_team_signals
 
 bp = Blueprint("signals", __name__, url_prefix="/patients")
 
@@ -26,12 +25,6 @@ class SignalsQuerySchema(Schema):
 
     # Resolved signals stay listed this many days after they resolved.
     recent_days = fields.Integer(load_default=30, validate=validate.Range(0, 3650))
-
-
-def rules() -> RuleSet:
-    """The clinic's rules, built from the settings at start-up."""
-    configured: RuleSet = current_app.extensions["diarybridge.signal_rules"]
-    return configured
 
 
 def _view(item: PatientSignal) -> dict[str, Any]:
@@ -69,17 +62,8 @@ def signals(patient: str) -> tuple[dict[str, Any], HTTPStatus]:
     # The same check as the patient's other data: another patient answers like an unknown one.
     require_patient_read(reference, "Flag")
     query = SignalsQuerySchema().load(request.args.to_dict())
-    since = datetime.now(UTC) - timedelta(days=query["recent_days"])
-    found = [
-        item
-        for item in patient_signals(sessions(), reference, rules())
-        if item.signal.active or (item.signal.resolved_at and item.signal.resolved_at >= since)
-    ]
-    # Active first, then alarms before information, high severity first, newest first.
-    rank = {"high": 0, "moderate": 1, "low": 2}
-    found.sort(key=lambda i: i.signal.opened_at, reverse=True)
-    found.sort(
-        key=lambda i: (not i.signal.active, not i.signal.rule.alarm, rank[i.signal.rule.severity])
+    found = care_team_signals(
+        wiring.current().sessions, reference, wiring.current().signal_rules, query["recent_days"]
     )
     audit.note("read", "signal", [reference], len(found))
     return {

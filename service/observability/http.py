@@ -9,7 +9,7 @@ from contextvars import Token
 
 from flask import Flask, Response, g, request
 
-from service.observability.metrics import Metrics
+from service.observability.metrics import Metrics, serve_with, stop_serving
 from service.observability.request_id import (
     bind_request_id,
     choose_request_id,
@@ -36,6 +36,7 @@ def install_request_hooks(app: Flask, metrics: Metrics) -> None:
         request_id = choose_request_id(request.headers.get(REQUEST_ID_HEADER))
         g.request_id = request_id
         g._request_id_token = bind_request_id(request_id)
+        g._metrics_token = serve_with(metrics)  # what the layers below count goes to this app
         g._request_started = time.perf_counter()
 
     @app.after_request
@@ -65,6 +66,10 @@ def install_request_hooks(app: Flask, metrics: Metrics) -> None:
 
     @app.teardown_request
     def _reset(_exc: BaseException | None) -> None:
+        counting: Token[Metrics | None] | None = g.pop("_metrics_token", None)
+        if counting is not None:
+            with contextlib.suppress(ValueError):
+                stop_serving(counting)
         token: Token[str | None] | None = g.pop("_request_id_token", None)
         if token is not None:
             # ValueError: torn down in another context (a test client's kept context)

@@ -1,8 +1,10 @@
 """Prometheus metrics: one registry per app, and small functions any layer may call.
 
-`records_converted`, `pushed` and `push_seconds` work with or without a Flask app context:
-inside one they count into that app's registry; outside (a sync worker thread, the CLI) into
-the registry of the app made last in this process, or a process-wide fallback when there is none.
+`records_converted`, `pushed` and `push_seconds` work with or without a request: while one is
+served they count into its app's registry (the request hooks make it current, in a contextvar as
+the request id is); elsewhere (a sync worker thread, the CLI) into the registry of the app made
+last in this process, or a process-wide fallback when there is none. No Flask here: the worker
+process records its pushes without importing the web framework.
 
 Under gunicorn with several workers, prometheus_client's multiprocess mode
 (PROMETHEUS_MULTIPROC_DIR, set before the workers import it) writes every worker's values to files
@@ -13,9 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextvars import ContextVar, Token
 
-from flask import current_app, has_app_context
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 # The *_created series (a timestamp per labelled child) only double what a scraper shows.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-EXTENSION_KEY = "diarybridge.metrics"
 # Request and push latencies: 5 ms .. 60 s, where a slow FHIR server would show up.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -112,15 +112,27 @@ _fallback = Metrics()
 _last_installed: Metrics | None = None
 
 
-def install_metrics(extensions: dict[str, Any], read_counts: Callable[[], StatusCounts]) -> Metrics:
-    """Give an app (its `extensions`) its own metrics, including the outbox gauges."""
+_serving: ContextVar[Metrics | None] = ContextVar("diarybridge_metrics", default=None)
+
+
+def install_metrics(read_counts: Callable[[], StatusCounts]) -> Metrics:
+    """Metrics for a new app, including the outbox gauges; the app keeps them in its wiring."""
     global _last_installed
     metrics = Metrics()
     metrics.outbox = OutboxCollector(read_counts)
     metrics.registry.register(metrics.outbox)
-    extensions[EXTENSION_KEY] = metrics
     _last_installed = metrics
     return metrics
+
+
+def serve_with(metrics: Metrics) -> Token[Metrics | None]:
+    """Count into `metrics` in this context (a request); give the token to `stop_serving`."""
+    return _serving.set(metrics)
+
+
+def stop_serving(token: Token[Metrics | None]) -> None:
+    """Restore the metrics that were current before `serve_with`."""
+    _serving.reset(token)
 
 
 def scrape_registry(metrics: Metrics, multiproc_dir: str) -> CollectorRegistry:
@@ -137,12 +149,8 @@ def scrape_registry(metrics: Metrics, multiproc_dir: str) -> CollectorRegistry:
 
 
 def current() -> Metrics:
-    """The metrics to count into here: the app's in an app context, else the last app's."""
-    if has_app_context():
-        metrics = current_app.extensions.get(EXTENSION_KEY)
-        if isinstance(metrics, Metrics):
-            return metrics
-    return _last_installed or _fallback
+    """The metrics to count into here: the app's while it serves a request, else the last app's."""
+    return _serving.get() or _last_installed or _fallback
 
 
 def records_converted(kind: str, n: int) -> None:

@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
-import requests
 from sqlalchemy.engine import Engine
 
-from service.config import FhirServerSettings
+from service.fhir_client import FhirClient
 from service.store import SchemaGate, probe_write
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,15 @@ def database_answers(engine: Engine, schema: SchemaGate | None = None) -> bool:
     return True
 
 
-def fhir_server_answers(fhir: FhirServerSettings, timeout: float) -> bool:
-    """Whether GET [base]/metadata answers 200 within `timeout` (TLS verified, no retries)."""
+def fhir_server_answers(client: FhirClient) -> bool:
+    """Whether GET [base]/metadata answers 200 now (through the client: its TLS and CA bundle,
+    its timeouts; no credentials, as /metadata is public)."""
     try:
-        response = requests.get(
-            f"{fhir.base_url.rstrip('/')}/metadata",
-            headers={"Accept": "application/fhir+json"},
-            timeout=timeout,
-            verify=fhir.ca_bundle or True,
-        )
-    except requests.RequestException as exc:
+        response = client.send("GET", f"{client.base_url}/metadata", authenticate=False)
+    except Exception as exc:  # refused, unreachable or timed out: all "failed"
         log.warning("readiness: FHIR server check failed: %s", type(exc).__name__)
         return False
-    if response.status_code != requests.codes.ok:
+    if response.status_code != HTTPStatus.OK:
         log.warning("readiness: FHIR server /metadata answered %d", response.status_code)
         return False
     return True
@@ -78,12 +74,13 @@ class FhirProbe:
 
     def __init__(
         self,
-        fhir: FhirServerSettings,
-        timeout: float,
+        client: Callable[[], FhirClient] | None,
         ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.fhir, self.timeout, self.ttl = fhir, timeout, ttl
+        # None: no FHIR server configured. A factory: the probe's client is made on first use.
+        self._make_client, self.ttl = client, ttl
+        self._client: FhirClient | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._state = UNKNOWN
@@ -92,7 +89,7 @@ class FhirProbe:
 
     def state(self) -> str:
         """ok, failed or unknown, as last seen; starts a probe in the background when stale."""
-        if not self.fhir.base_url:
+        if self._make_client is None:
             return NOT_CONFIGURED
         with self._lock:
             stale = self._at is None or self._clock() - self._at >= self.ttl
@@ -103,10 +100,18 @@ class FhirProbe:
                 ).start()
             return self._state
 
+    def _probe_client(self) -> FhirClient:
+        if self._client is None:
+            assert self._make_client is not None  # state() probes only a configured server
+            self._client = self._make_client()
+        return self._client
+
     def _probe(self) -> None:
         state = FAILED
         try:
-            state = OK if fhir_server_answers(self.fhir, self.timeout) else FAILED
+            state = OK if fhir_server_answers(self._probe_client()) else FAILED
+        except Exception as exc:  # a client that cannot be built (e.g. a missing CA bundle)
+            log.warning("readiness: no FHIR client: %s", type(exc).__name__)
         finally:
             with self._lock:
                 self._state, self._at, self._running = state, self._clock(), False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from service.config import ConfigError, FhirServerSettings
 from service.fhir_client import AuthConfig, FhirClient, FhirClientConfig, build_client
 
@@ -44,3 +46,21 @@ def make_client(settings: FhirServerSettings) -> FhirClient:
     client = build_client(client_config(settings))
     client.default_page_size = settings.pull_page_size or None  # else the server's largest
     return client
+
+
+def make_probe_client(settings: FhirServerSettings, timeout: float) -> FhirClient:
+    """A client for readiness probes: one try within `timeout`, no breaker, no credentials.
+
+    /metadata is public (FHIR RESTful API), and a probe must neither wait on retries nor open
+    the circuit that deliveries share.
+    """
+    probe = replace(
+        settings,
+        auth="none",
+        connect_timeout=min(settings.connect_timeout, timeout),
+        read_timeout=timeout,
+        max_tries=1,
+        deadline_seconds=timeout,
+        breaker_failures=0,
+    )
+    return build_client(client_config(probe))

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from service import wiring
 from service.api import audit
 from service.store.models import AuditLog
 from tests.api.samples import DIARY_ENTRY, INFUSION, diary, infusion
@@ -17,7 +18,7 @@ from tests.conftest import OTHER_PATIENT, PATIENT, headers
 
 
 def audit_rows(app: Flask) -> list[dict[str, Any]]:
-    with app.extensions["diarybridge.sessions"]() as session:
+    with wiring.of(app).sessions() as session:
         rows = session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
         return [
             {
@@ -102,7 +103,7 @@ def test_note_rejects_an_unknown_action(app: Flask) -> None:
 def test_an_audit_that_cannot_be_written_fails_the_request(app: Flask) -> None:
     # Fail closed: data is not handed out when the read cannot be recorded.
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    with app.extensions["diarybridge.engine"].begin() as connection:
+    with wiring.of(app).engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE audit_log")
     response = app.test_client().post(
         "/convert/diary-entries", json=DIARY_ENTRY, headers=headers("diary_app")

@@ -18,6 +18,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from flask import Flask
 from flask.testing import FlaskClient
 
+from service import wiring
 from service.app import create_app
 from service.config import ConfigError, Settings
 from service.discovery import EXPORT_OPERATIONS
@@ -37,7 +38,7 @@ def job_request(app: Flask, response: Any) -> dict[str, Any]:
     """The stored request of the job a 202 kick-off queued (its id ends Content-Location)."""
     location = response.headers["Content-Location"]
     assert location.startswith("http://localhost/exports/"), location  # absolute, as the IG asks
-    with app.extensions["diarybridge.sessions"].begin() as session:
+    with wiring.of(app).sessions.begin() as session:
         job = jobs.get_export_job(session, location.rsplit("/", 1)[1])
     assert job is not None
     return job.request
@@ -332,7 +333,7 @@ def test_a_kick_off_logs_no_patient(
     assert started.status_code == 202
     refused = client.get(f"/Patient/$export?patient=Patient/{marker}", headers=as_("batch", {}))
     assert refused.status_code == 400 and marker not in refused.get_data(as_text=True)
-    app.extensions["diarybridge.export_runner"].join(10)  # its run (failing: no server) logs too
+    wiring.of(app).exports.join(10)  # its run (failing: no server) logs too
     out, err = capfd.readouterr()
     logged = out + err + "".join(str(vars(record)) for record in caplog.records)
     assert "export job" in logged  # the runner did log, and not the patient

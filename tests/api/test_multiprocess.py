@@ -11,10 +11,11 @@ import pytest
 from flask import Flask
 
 import service.app
-from service.api.errors import ApiError
-from service.api.patients import page_token, page_url
+from service import wiring
+from service.api.errors import TABLE
 from service.app import create_app
 from service.config import ConfigError, Settings, default_workers, worker_environment
+from service.sync.search import BadPageToken, page_token, page_url
 from tests.conftest import make_env
 
 NEXT = "http://127.0.0.1:8103/fhir/R4/Observation?_getpages=abc&_getpagesoffset=5"
@@ -32,13 +33,12 @@ def test_processes_sharing_a_configured_key_accept_each_others_page_tokens(
     one = _app(tmp_path, "one", DIARYBRIDGE_PAGE_TOKEN_KEY=KEY)
     two = _app(tmp_path, "two", DIARYBRIDGE_PAGE_TOKEN_KEY=KEY)
     other = _app(tmp_path, "other", DIARYBRIDGE_PAGE_TOKEN_KEY=KEY + "-other")
-    with one.test_request_context():
-        token = page_token(NEXT)
-    with two.test_request_context():
-        assert page_url(token) == (NEXT, False)
-    with other.test_request_context(), pytest.raises(ApiError) as refused:
-        page_url(token)
-    assert refused.value.status == HTTPStatus.BAD_REQUEST
+    token = page_token(wiring.of(one).page_key, NEXT)
+    assert page_url(wiring.of(two).page_key, token) == (NEXT, False)
+    with pytest.raises(BadPageToken) as refused:
+        page_url(wiring.of(other).page_key, token)
+    statuses = {exc_type: status for exc_type, status, *_ in TABLE}
+    assert statuses[type(refused.value)] == HTTPStatus.BAD_REQUEST
 
 
 def test_without_a_key_each_process_signs_alone_and_says_so_once(
@@ -47,10 +47,9 @@ def test_without_a_key_each_process_signs_alone_and_says_so_once(
     monkeypatch.setattr(service.app, "_warned_random_page_key", False)
     caplog.set_level(logging.WARNING, logger="service.app")
     one, two = _app(tmp_path, "one"), _app(tmp_path, "two")
-    with one.test_request_context():
-        token = page_token(NEXT)
-    with two.test_request_context(), pytest.raises(ApiError):
-        page_url(token)
+    token = page_token(wiring.of(one).page_key, NEXT)
+    with pytest.raises(BadPageToken):
+        page_url(wiring.of(two).page_key, token)
     warnings = [r for r in caplog.records if "DIARYBRIDGE_PAGE_TOKEN_KEY" in r.getMessage()]
     assert len(warnings) == 1  # once per process, however many apps it builds
 

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 from werkzeug.test import TestResponse
 
+from service import wiring
 from service.api.ops import may_read_metrics
 from service.app import create_app
 from service.config import Settings
@@ -225,7 +226,7 @@ def test_push_metrics_count_outside_a_request(tmp_path: Path) -> None:
 def test_outbox_gauges_are_read_from_the_store_at_scrape(app: Flask) -> None:
     app.test_client_class = ContractClient
     client = app.test_client()
-    with app.extensions["diarybridge.sessions"].begin() as session:
+    with wiring.of(app).sessions.begin() as session:
         accept(
             session,
             "mg-diary-app",
@@ -250,9 +251,7 @@ def test_outbox_gauges_are_read_from_the_store_at_scrape(app: Flask) -> None:
 
 def test_metrics_scrape_survives_a_database_outage(app: Flask) -> None:
     app.test_client_class = ContractClient
-    app.extensions["diarybridge.sessions"].configure(
-        bind=create_engine("sqlite:////nonexistent/x.db")
-    )
+    wiring.of(app).sessions.configure(bind=create_engine("sqlite:////nonexistent/x.db"))
     response = app.test_client().get("/metrics", headers=headers("batch"))
     assert response.status_code == HTTPStatus.OK
     assert sample_value(response.get_data(as_text=True), "diarybridge_outbox_up") == 0
@@ -341,7 +340,7 @@ def test_a_failing_or_absent_fhir_server_is_reported_but_keeps_the_instance_read
 
 def test_not_ready_when_the_database_does_not_answer(app: Flask) -> None:
     app.test_client_class = ContractClient
-    app.extensions["diarybridge.engine"] = create_engine("sqlite:////nonexistent/x.db")
+    wiring.of(app).engine = create_engine("sqlite:////nonexistent/x.db")
     response = app.test_client().get("/readyz")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json["checks"]["database"] == "failed"

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mappings.records import PatientRef
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.sync.accept import accept_records
@@ -29,7 +30,7 @@ def app(tmp_path: Path) -> Flask:
     env["DIARYBRIDGE_API_KEYS"] = json.dumps([*KEYS.values(), OTHER_KEY])
     env["DIARYBRIDGE_SYNC_ASYNC"] = "true"
     app = create_app(Settings.from_env(env))
-    sessions = app.extensions["diarybridge.sessions"]
+    sessions = wiring.of(app).sessions
     # Patient 1 has a bulbar flare; patient 2 of the same app is stable.
     # Sent by the patients' own (patient-bound) credentials: each numbers its records itself,
     # so both patients have entries D-0.5, D-1.5, ... under the same app.
@@ -93,7 +94,7 @@ def test_resolved_signals_age_out_of_the_list(app: Flask, client: FlaskClient) -
     from tests.unit.mappings.signal_courses import entry
 
     recovered = [entry(d + 0.5, 3, patient=PatientRef(reference=PATIENT)) for d in range(23, 26)]
-    accept_records(app.extensions["diarybridge.sessions"], NAMESPACE, recovered, per_patient=True)
+    accept_records(wiring.of(app).sessions, NAMESPACE, recovered, per_patient=True)
     _, body = _get(client, PATIENT, headers("diary_app"))
     assert [s["status"] for s in body["signals"]] == []  # resolved in 2026-01, long ago
     answer = client.get(
@@ -113,7 +114,7 @@ def test_a_clinic_rules_file_changes_what_is_raised(tmp_path: Path) -> None:
     env = make_env(tmp_path, DIARYBRIDGE_SIGNAL_RULES_FILE=str(rules_file))
     app = create_app(Settings.from_env(env))
     accept_records(
-        app.extensions["diarybridge.sessions"],
+        wiring.of(app).sessions,
         NAMESPACE,
         bulbar_flare(PatientRef(reference=PATIENT)),
     )

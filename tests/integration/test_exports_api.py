@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 import mappings
 from mappings.context import MappingContext
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.fhir_client import FhirClient
@@ -129,7 +130,7 @@ def test_a_job_interrupted_by_a_restart_is_resumed_by_the_next_app(
     tmp_path: Path, server: RunningServer
 ) -> None:
     first = create_app(settings(tmp_path, server))
-    with first.extensions["diarybridge.sessions"].begin() as session:
+    with wiring.of(first).sessions.begin() as session:
         jobs.create_export_job(
             session,
             job_id="job-from-before-the-restart",

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 from jwt.algorithms import RSAAlgorithm
 
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from tests.api.contract import ContractClient
@@ -126,7 +127,7 @@ class World:
         return body
 
     def drain(self) -> list[str]:
-        worker = self.app.extensions["diarybridge.sync"].worker()
+        worker = wiring.of(self.app).sync.worker()
         return [d.outcome.value for d in worker.drain()]
 
 

@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.store.models import AuditLog
@@ -142,7 +143,7 @@ def test_a_report_is_audited_as_reads_with_counts_only(
         client.get(f"/patients/{patient_id}/report", headers=headers("clinician")).status_code
         == HTTPStatus.OK
     )
-    with app.extensions["diarybridge.sessions"]() as session:
+    with wiring.of(app).sessions() as session:
         rows: list[Any] = session.scalars(select(AuditLog).order_by(AuditLog.id)).all()
         seen = {(r.action, r.resource_kind, r.patient, r.count) for r in rows}
     assert seen == {

@@ -15,6 +15,7 @@ from fhirclient.models.flag import Flag
 from flask.testing import FlaskClient
 
 from mappings.records import DiaryEntry, InfusionRecord, PatientRef, Record
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.schemas import dump_record
@@ -162,7 +163,7 @@ def test_withdrawn_evidence_makes_the_flags_entered_in_error(
         assert isinstance(record, DiaryEntry)
         answer = client.delete(f"/sync/diary-entries/{record.entry_id}", headers=BATCH)
         assert answer.status_code == HTTPStatus.ACCEPTED
-    client.application.extensions["diarybridge.sync"].worker().drain()
+    wiring.of(client.application).sync.worker().drain()
     assert _statuses(fhir_server, patient.reference or "") == {
         "danger-sign": ["entered-in-error"],
         "worsening": ["entered-in-error"],
@@ -178,7 +179,7 @@ def test_a_resolution_missed_by_a_failed_push_is_repaired_by_the_next_delivery(
     patient = PatientRef(reference=f"Patient/synthetic-{tag}")
     client = _client(tmp_path, fhir_server)
     _sync(client, _own(bulbar_flare(), patient, tag))
-    runtime = client.application.extensions["diarybridge.sync"]
+    runtime = wiring.of(client.application).sync
     rules, runtime.signal_rules = runtime.signal_rules, None  # as if the signal push failed
     _sync(client, _own([entry(23.5, 3)], patient, tag))
     assert set(_statuses(fhir_server, patient.reference or "")["danger-sign"]) == {"active"}

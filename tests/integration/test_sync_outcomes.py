@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-import service.api.sync as sync_api
+import service.sync.requests as sync_requests
+from service import wiring
 from tests.integration.test_sync_push_pull import (
     BATCH,
     AppFactory,
@@ -31,8 +32,8 @@ def deliver_before_the_drain(
     That is what the in-process background worker (or a `diarybridge worker`) does when it
     claims an entry in the moment between accept and the drain; here it happens every time.
     """
-    runtime = client.application.extensions["diarybridge.sync"]
-    real = sync_api.accept_records
+    runtime = wiring.of(client.application).sync
+    real = sync_requests.accept_records
     delivered = 0
 
     def accept_then_deliver(*args: Any, **kwargs: Any) -> str:
@@ -41,7 +42,7 @@ def deliver_before_the_drain(
         delivered += len(runtime.worker(name="background").drain())
         return request_id
 
-    monkeypatch.setattr(sync_api, "accept_records", accept_then_deliver)
+    monkeypatch.setattr(sync_requests, "accept_records", accept_then_deliver)
     return lambda: delivered
 
 

@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mappings.identifiers import identifier_system
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from tests.api.contract import ContractClient
@@ -279,7 +280,7 @@ def test_async_accept_answers_202_and_the_worker_delivers(
     assert accepted.status_code == HTTPStatus.ACCEPTED
     status_url = accepted.headers["Content-Location"]
     assert client.get(status_url, headers=BATCH).status_code == HTTPStatus.ACCEPTED
-    runtime = client.application.extensions["diarybridge.sync"]
+    runtime = wiring.of(client.application).sync
     delivered = runtime.worker().drain()
     assert len(delivered) == 3
     done = client.get(status_url, headers=BATCH)
@@ -318,7 +319,7 @@ def test_a_deleted_entry_is_withdrawn_as_entered_in_error(
     pushed = client.post("/sync/diary-entries", json=entry, headers=BATCH).json["results"][0]
     removed = client.delete(f"/sync/diary-entries/{entry['entry_id']}", headers=BATCH)
     assert removed.status_code == HTTPStatus.ACCEPTED
-    delivered = client.application.extensions["diarybridge.sync"].worker().drain()
+    delivered = wiring.of(client.application).sync.worker().drain()
     assert [d.outcome.value for d in delivered] == ["retracted"]
     for resource in pushed["resources"]:
         on_server = requests.get(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from service import wiring
 from service.app import create_app
 from service.config import Settings
 from service.store import backoff_seconds, list_entries
@@ -43,7 +44,7 @@ def test_accepted_while_the_server_is_down_then_delivered_once_when_it_is_back(
         DIARYBRIDGE_FHIR_CHUNK_SIZE="30",
     )
     client = create_app(Settings.from_env(env)).test_client()
-    runtime: SyncRuntime = client.application.extensions["diarybridge.sync"]
+    runtime: SyncRuntime = wiring.of(client.application).sync
 
     server.stop()
     first = client.post("/sync/diary-entries", json=diaries, headers=BATCH)

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, make_url, text
 
-from service.api import audit
+from service import audit, wiring  # audit: the trail's use case, which writes the rows
 from service.app import create_app
 from service.config import Settings
 from service.store import StorageUnavailable
@@ -79,7 +79,7 @@ def test_a_store_that_cannot_write_answers_503_and_loses_nothing_acknowledged(
 ) -> None:
     app = contract_app(tmp_path)
     client: FlaskClient = app.test_client()
-    engine: Engine = app.extensions["diarybridge.engine"]
+    engine: Engine = wiring.of(app).engine
     payloads = diary_payloads(unique_patient("store"), 160)
     before, during, after = payloads[:5], payloads[5:155], payloads[155:]
     for payload in before:
@@ -105,7 +105,7 @@ def test_a_store_that_cannot_write_answers_503_and_loses_nothing_acknowledged(
     assert client.get("/readyz").status_code == HTTPStatus.OK
     for payload in after:
         assert client.post("/sync/diary-entries", json=payload, headers=ASYNC).status_code == 202
-    stored = ledger(app.extensions["diarybridge.sessions"])
+    stored = ledger(wiring.of(app).sessions)
     assert sorted(stored) == sorted(p["entry_id"] for p in acknowledged + after)
     assert {status for status, _ in stored.values()} == {"queued"}
 
