@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mappings.records import Record
@@ -86,6 +87,8 @@ def on_accepted(
             states = lock_states(session, patient_key, namespace)
         try:
             changed = _evaluate(session, patient_key, namespace, accepted, states, rules)
+        except SQLAlchemyError:
+            raise  # the database failed the transaction: the accept fails as it would anyway
         except Exception as exc:  # signals must never cost the records: readers evaluate
             log.warning("signals not evaluated on accept: %s", type(exc).__name__)
             mark_stale(session, [patient_key], now)
