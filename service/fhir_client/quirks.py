@@ -35,12 +35,12 @@ KNOWN_SERVERS: tuple[ServerQuirk, ...] = (
 
 
 def known_limits(
-    software_name: str | None, quirks: tuple[ServerQuirk, ...] = KNOWN_SERVERS
+    software_name: str | None, quirks: tuple[ServerQuirk, ...] | None = None
 ) -> Limits:
     """The limits known for a server software (no caps for one we know nothing of)."""
     name = (software_name or "").casefold()
     found = Limits()
-    for quirk in quirks:
+    for quirk in KNOWN_SERVERS if quirks is None else quirks:
         if name and quirk.software.casefold() in name:
             found = found.within(quirk.limits)
     return found

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from mappings import business_identifier, record_to_resources
+from mappings.bundle import identifier_token
 from mappings.errors import InvalidResource
 from service.fhir_client import Update
 from service.store import ResourceState, content_hash
@@ -50,6 +51,8 @@ def test_new_record_with_conditional_create_points_references_at_full_urls() -> 
     event = next(w for w in plan.writes if w.identifier[1].endswith("/adverse-event"))
     assert admin.request["method"] == "POST"
     assert admin.request["ifNoneExist"].startswith("identifier=https://diarybridge.dev/fhir/sid/")
+    for write, resource in zip(plan.writes, resources, strict=True):  # as the mapping's Bundle
+        assert write.request["ifNoneExist"] == identifier_token(resource)
     assert "id" not in admin.body
     assert step.body["partOf"] == [{"reference": admin.full_url}]
     assert event.body["suspectEntity"] == [{"instance": {"reference": admin.full_url}}]
