@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .capabilities import PushStrategy, ServerCapabilities, choose_push_strategy
-from .limits import NO_LIMITS, Limits, ServerLimits, limits_for
+from .limits import NO_LIMITS, Limits, ServerLimits
 from .quirks import known_limits
 from .references import Json, is_foreign_reference, local_reference, normalise_references
 
@@ -45,13 +45,6 @@ class ServerProfile:
     references: ReferenceStyle
     configured: Limits = NO_LIMITS
     learned: ServerLimits = field(default_factory=ServerLimits)
-
-    @classmethod
-    def of(
-        cls, base_url: str, capabilities: ServerCapabilities, configured: Limits = NO_LIMITS
-    ) -> ServerProfile:
-        """The profile of the server at base_url, sharing what the process learned of it."""
-        return cls(capabilities, ReferenceStyle(base_url), configured, limits_for(base_url))
 
     @property
     def known(self) -> Limits:
