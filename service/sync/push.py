@@ -357,7 +357,9 @@ class Pusher:
         sent = sum(plans[i].size for i in group)
         size = max(1, min(self.chunk_size, sent // 2))
         log.info("transaction of %d entries refused; trying <= %d entries", sent, size)
-        parts = [[group[i] for i in part] for part in chunks([plans[i] for i in group], size)]
+        mine = [plans[i] for i in group]
+        cap = self.limits.conditional_entries
+        parts = [[group[i] for i in part] for part in chunks(mine, size, cap)]
         if len(parts) == 1:  # one record bigger than the ceiling: split records
             parts = [[index] for index in group]
         out = self._in_parts(entries, plans, parts)
