@@ -237,8 +237,8 @@ class Pusher:
             plans.append(plan)
             if delivery is not None:
                 results[index] = delivery
-        limits = self.limits  # what this server refused before, in any Pusher
-        for group in chunks(plans, self.chunk_size, limits.conditional_entries):
+        # One shared-id lookup per chunk; a chunk's transactions keep the conditional cap too.
+        for group in chunks(plans, self.chunk_size):
             results.update(self._send(entries, plans, group, strategy))
         deliveries = [results[i] for i in range(len(entries))]
         log.info(
@@ -281,7 +281,7 @@ class Pusher:
         if not rest:
             return results
         if strategy.transport == "transaction":
-            results.update(self._by_transaction(entries, plans, rest))
+            results.update(self._in_parts(entries, plans, self._transactions(plans, rest)))
         elif strategy.transport == "batch" and strategy.method == "update-as-create":
             results.update(self._by_batch(entries, plans, rest))
         else:
@@ -346,6 +346,12 @@ class Pusher:
         if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
             return self._conditional_alone(entries, plans, group[0])
         return self._failures(entries, plans, group, exc)
+
+    def _transactions(self, plans: Sequence[RecordPlan], group: list[int]) -> list[list[int]]:
+        """The group in transactions within the profile's limits (known, configured, learned)."""
+        mine = [plans[i] for i in group]
+        parts = chunks(mine, self.chunk_size, self.limits.conditional_entries)
+        return [[group[i] for i in part] for part in parts]
 
     def _halved(
         self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
