@@ -11,7 +11,12 @@ from typing import Any
 from service.schemas import range_problem
 
 # The types our mappings produce; an export of anything else is not ours to offer.
-EXPORTABLE_TYPES = ("Observation", "MedicationAdministration")
+EXPORTABLE_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+# An infusion's AdverseEvent only repeats what its symptom Observations hold (as in a pull): a
+# server that cannot search it (SEKMET lists none and answers 400) leaves its file empty.
+DERIVED_TYPES = ("AdverseEvent",)
+# What records and CSV are built from: a record spans these; its AdverseEvent adds nothing.
+RECORD_SOURCE_TYPES = ("Observation", "MedicationAdministration")
 
 
 class ExportFormat(StrEnum):
