@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields as dc_fields
 from typing import Any
 
@@ -304,6 +304,52 @@ NEEDS_END = {r.InfusionStatus.COMPLETED, r.InfusionStatus.STOPPED}
 NEEDS_REASON = {r.InfusionStatus.NOT_DONE, r.InfusionStatus.STOPPED}
 
 
+# The infusion's cross-field rules, each yielding (field, problem); messages keep this order.
+Problems = Iterator[tuple[str, str]]
+
+
+def _end_after_start(data: dict[str, Any]) -> Problems:
+    start, end = data.get("start"), data.get("end")
+    if end is not None and start is not None and end < start:
+        yield "end", "must not be before start"
+
+
+def _status_needs(data: dict[str, Any]) -> Problems:
+    status = data.get("status")
+    if status in NEEDS_END and data.get("end") is None:
+        yield "end", f"is required when status is {status.value}"
+    if status in NEEDS_REASON and data.get("status_reason") is None:
+        yield "status_reason", f"is required when status is {status.value}"
+
+
+def _dose_per_kg_derived(data: dict[str, Any]) -> Problems:
+    per_kg, dose, weight = (data.get(k) for k in ("dose_g_per_kg", "dose_g", "dosing_weight_kg"))
+    if per_kg is not None and (
+        weight is None or dose is None or abs(per_kg - dose / weight) > 1e-6 * max(1, per_kg)
+    ):
+        yield (
+            "dose_g_per_kg",
+            "must equal dose_g / dosing_weight_kg (it is computed; you may leave it out)",
+        )
+
+
+def _steps_in_order_and_window(data: dict[str, Any]) -> Problems:
+    start, end = data.get("start"), data.get("end")
+    steps = data.get("rate_steps") or []
+    if any(a.at >= b.at for a, b in itertools.pairwise(steps)):
+        yield "rate_steps", "must be in strictly increasing time order"
+    if start is not None and any(s.at < start or (end is not None and s.at > end) for s in steps):
+        yield "rate_steps", "every step must lie between start and end"
+
+
+_INFUSION_CHECKS: tuple[Callable[[dict[str, Any]], Problems], ...] = (
+    _end_after_start,
+    _status_needs,
+    _dose_per_kg_derived,
+    _steps_in_order_and_window,
+)
+
+
 class InfusionRecordSchema(StrictSchema):
     """One IVIG infusion; may span days, with the nurse's titration steps."""
 
@@ -340,32 +386,10 @@ class InfusionRecordSchema(StrictSchema):
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        start, end, status = data.get("start"), data.get("end"), data.get("status")
         errors: dict[str, list[str]] = {}
-        if end is not None and start is not None and end < start:
-            errors.setdefault("end", []).append("must not be before start")
-        if status in NEEDS_END and end is None:
-            errors.setdefault("end", []).append(f"is required when status is {status.value}")
-        if status in NEEDS_REASON and data.get("status_reason") is None:
-            errors.setdefault("status_reason", []).append(
-                f"is required when status is {status.value}"
-            )
-        per_kg, dose, weight = (
-            data.get(k) for k in ("dose_g_per_kg", "dose_g", "dosing_weight_kg")
-        )
-        if per_kg is not None and (
-            weight is None or dose is None or abs(per_kg - dose / weight) > 1e-6 * max(1, per_kg)
-        ):
-            errors.setdefault("dose_g_per_kg", []).append(
-                "must equal dose_g / dosing_weight_kg (it is computed; you may leave it out)"
-            )
-        steps = data.get("rate_steps") or []
-        if any(a.at >= b.at for a, b in itertools.pairwise(steps)):
-            errors.setdefault("rate_steps", []).append("must be in strictly increasing time order")
-        if start is not None and any(
-            s.at < start or (end is not None and s.at > end) for s in steps
-        ):
-            errors.setdefault("rate_steps", []).append("every step must lie between start and end")
+        for check in _INFUSION_CHECKS:
+            for name, problem in check(data):
+                errors.setdefault(name, []).append(problem)
         if errors:
             raise ValidationError(errors)
 
