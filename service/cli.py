@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 import mappings
 from mappings import canonical
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from service import json_input
 from service.config import Settings, canonical_base_from_env
 from service.schemas import RecordKind, flatten_messages, load_records
@@ -185,7 +185,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     ctx = MappingContext(
         app_namespace=args.app,
-        source=f"urn:diarybridge:client:{args.app}",
+        source=client_source(args.app),
         fhir_version=FhirVersion(args.fhir_version),
         mg_adl_questionnaire_response=Settings.from_env().mg_adl_questionnaire_response,
     )

@@ -108,7 +108,7 @@ def _sync(kind: RecordKind) -> tuple[Json, HTTPStatus, dict[str, str]]:
     live = {d.entry.source_id: d.error for d in drained}
     # Read back, not taken from the drain: another worker may have delivered some of them.
     by_id = {r.source_id: r for r in request_outcomes(sessions(), request_id)}
-    id_field = "entry_id" if kind is RecordKind.DIARY_ENTRY else "infusion_id"
+    id_field = kind.id_field
     results = []
     for record in records:
         source_id = getattr(record, id_field)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from mappings.records import MG_ADL_ITEMS, VITAL_FIELDS, Symptom
+from mappings.records import MG_ADL_ITEMS, VITAL_FIELDS, RecordKind, Symptom
 from service.exports.csv_columns import restore
 from service.imports.sources import RawItem, TextSource
 from service.schemas import Problem
@@ -199,19 +199,19 @@ def infusion_row(cells: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
 
 
 ROW_MAKERS: dict[str, Callable[[dict[str, str]], tuple[dict[str, Any], list[Problem]]]] = {
-    "diary-entry": diary_row,
-    "infusion": infusion_row,
+    RecordKind.DIARY_ENTRY: diary_row,
+    RecordKind.INFUSION: infusion_row,
+}
+KNOWN_COLUMNS = {
+    RecordKind.DIARY_ENTRY: (DIARY_COLUMNS, DIARY_IGNORED),
+    RecordKind.INFUSION: (INFUSION_COLUMNS, INFUSION_IGNORED),
 }
 
 
 def header_kind(header: list[str], kind_hint: str | None) -> tuple[str | None, list[Problem]]:
     """Which record kind a header describes, and problems with its columns."""
-    kind = kind_hint or ("infusion" if "infusion_id" in header else "diary-entry")
-    known, ignored = (
-        (INFUSION_COLUMNS, INFUSION_IGNORED)
-        if kind == "infusion"
-        else (DIARY_COLUMNS, DIARY_IGNORED)
-    )
+    kind = RecordKind(kind_hint) if kind_hint else RecordKind.of_json(dict.fromkeys(header))
+    known, ignored = KNOWN_COLUMNS[kind]
     problems = [
         Problem(name or "(empty)", "unknown column")
         for name in header

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 
 from mappings import records as r
+from mappings.record_json import record_to_json
+from mappings.records import RecordKind
 from service.schemas.records import DiaryEntrySchema, InfusionRecordSchema
-
-
-class RecordKind(StrEnum):
-    """Our two input formats."""
-
-    DIARY_ENTRY = "diary-entry"
-    INFUSION = "infusion"
-
 
 SCHEMAS: Mapping[RecordKind, Schema] = {
     RecordKind.DIARY_ENTRY: DiaryEntrySchema(),
     RecordKind.INFUSION: InfusionRecordSchema(),
 }
-ID_FIELD = {RecordKind.DIARY_ENTRY: "entry_id", RecordKind.INFUSION: "infusion_id"}
+ID_FIELD = {kind: kind.id_field for kind in RecordKind}
 
 
 class TooManyRecords(ValueError):
@@ -66,10 +59,9 @@ def load_records(payload: Any, kind: RecordKind, max_records: int | None = None)
 
 def kind_of(record: r.Record) -> RecordKind:
     """Which of our formats a record is."""
-    return RecordKind.INFUSION if isinstance(record, r.InfusionRecord) else RecordKind.DIARY_ENTRY
+    return RecordKind.of(record)
 
 
 def dump_record(record: r.Record) -> dict[str, Any]:
-    """A record back to our JSON format."""
-    result: dict[str, Any] = SCHEMAS[kind_of(record)].dump(record)
-    return result
+    """A record back to our JSON format (the plain codec: equal to the schema's dump, faster)."""
+    return record_to_json(record)

@@ -15,11 +15,11 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from marshmallow import ValidationError
-
 import mappings
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from mappings.errors import MappingError
+from mappings.record_json import record_from_json
+from mappings.records import RecordKind
 from service.fhir_client import (
     EntryResult,
     FhirClient,
@@ -35,7 +35,6 @@ from service.fhir_client import (
     choose_push_strategy,
     clean_diagnostics,
 )
-from service.schemas import RecordKind, load_records
 from service.store import ClaimedEntry, ErrorInfo, ResourceState
 from service.sync.plan import (
     PlannedWrite,
@@ -184,10 +183,10 @@ class Pusher:
         return FhirVersion(self.client.capabilities().release)
 
     def _resources(self, entry: ClaimedEntry, version: FhirVersion) -> list[dict[str, Any]]:
-        (record,) = load_records(entry.record, RecordKind(entry.kind))
+        record = record_from_json(RecordKind(entry.kind), entry.record)
         ctx = MappingContext(
             app_namespace=entry.namespace,
-            source=f"urn:diarybridge:client:{entry.namespace}",
+            source=client_source(entry.namespace),
             fhir_version=version,
             # The identifiers the record was first stored with (ledger.accept decided).
             patient_scope=entry.patient_scope or None,
@@ -222,7 +221,7 @@ class Pusher:
                 plan = plan_record(
                     self._resources(entry, version), entry.resources, strategy.method
                 )
-            except (ValidationError, MappingError) as exc:
+            except MappingError as exc:
                 # Stored before a rule changed, or a mapping bug: this entry cannot be sent.
                 log.error("entry %s cannot be mapped: %s", entry.ledger_id, type(exc).__name__)
                 results[index] = Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="unmappable"))
