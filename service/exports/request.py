@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from mappings.records import CORE_RESOURCE_TYPES
 from service.schemas import range_problem
 
 # The types our mappings produce; an export of anything else is not ours to offer.
-EXPORTABLE_TYPES = ("Observation", "MedicationAdministration")
+EXPORTABLE_TYPES = CORE_RESOURCE_TYPES
 
 
 class ExportFormat(StrEnum):

@@ -17,7 +17,7 @@ from typing import Any
 
 from mappings.records import MG_ADL_ITEMS, VITAL_FIELDS, RecordKind, Symptom
 from service.exports.csv_columns import restore
-from service.imports.sources import RawItem, TextSource
+from service.imports.raw import RawItem, TextSource
 from service.schemas import Problem
 
 VITALS = VITAL_FIELDS  # one list of vital signs, for the columns we write and read

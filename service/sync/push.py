@@ -19,7 +19,7 @@ import mappings
 from mappings.context import FhirVersion, MappingContext, client_source
 from mappings.errors import MappingError
 from mappings.record_json import record_from_json
-from mappings.records import RecordKind
+from mappings.records import CORE_RESOURCE_TYPES, RecordKind
 from service.fhir_client import (
     EntryResult,
     FhirClient,
@@ -49,11 +49,11 @@ from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
-PUSHED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+PUSHED_TYPES = RecordKind.INFUSION.resource_types  # every type any kind is stored as
 # Needed for every record; the others repeat what these hold (an infusion's AdverseEvent points
 # at its symptom Observations), so a server that cannot write them (see _takes) gets the record
 # without them rather than nothing (SEKMET lists no AdverseEvent).
-REQUIRED_TYPES = ("Observation", "MedicationAdministration")
+REQUIRED_TYPES = CORE_RESOURCE_TYPES
 # A server that answers these for one entry has judged that entry; sending it again won't help.
 PERMANENT = {
     HTTPStatus.BAD_REQUEST,
