@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from statistics import fmean
 
+from mappings import items
 from mappings.records import DiaryEntry, InfusionRecord, InfusionStatus, Symptom
 from mappings.signals import Signal
 
-RATINGS = ("fatigue", "muscle_weakness")  # the 0-10 ratings of a diary entry
+RATINGS = items.RATINGS  # the 0-10 ratings of a diary entry: the item table's rating series
 DEFAULT_SYMPTOMS = RATINGS
 SEVERITY_SCORE = {"mild": 1, "moderate": 2, "severe": 3}
 # Days before the next infusion start, as [low, high) bins: does the patient wear off?
