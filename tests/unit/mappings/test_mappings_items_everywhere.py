@@ -14,15 +14,26 @@ from typing import Any
 import pytest
 import yaml
 
-from mappings import from_resources, to_resources
+from mappings import diary, from_resources, to_resources
 from mappings.context import FhirVersion, MappingContext
-from mappings.items import DIARY_ITEMS, DIARY_PARTS, RATINGS, VALUE_ITEMS, DiaryItem, ValueType
+from mappings.items import (
+    DIARY_ITEMS,
+    DIARY_PARTS,
+    RATINGS,
+    VALUE_ITEMS,
+    DiaryItem,
+    Shape,
+    ValueType,
+)
 from mappings.records import DiaryEntry, PatientRef
+from service.exports import csv_columns
 from service.exports.csv_columns import DIARY_COLUMNS as EXPORT_COLUMNS
 from service.exports.csv_columns import header, row
+from service.imports import csv_rows
 from service.imports.csv_rows import DIARY_COLUMNS as IMPORT_COLUMNS
 from service.imports.csv_rows import csv_items
 from service.report.data import chartable_symptoms
+from service.schemas import records as schema_records
 from service.schemas.loading import dump_record
 from service.schemas.records import DIARY_PARTS as SCHEMA_PARTS
 from service.schemas.records import DiaryEntrySchema
@@ -120,3 +131,12 @@ def test_the_readme_documents_every_import_column() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for item in VALUE_ITEMS:
         assert f"`{item.field}`" in readme
+
+
+def test_every_structured_shape_has_its_handler_in_every_place() -> None:
+    structured = set(Shape) - {Shape.VALUE}
+    assert set(diary._WRITERS) == set(Shape)
+    assert set(csv_rows.ITEM_CELLS) == set(Shape)
+    assert set(schema_records.STRUCTURED_FIELDS) == structured
+    assert set(csv_columns.STRUCTURED_COLUMNS) == structured
+    assert set(csv_rows.STRUCTURED_COLUMNS) == structured
