@@ -51,11 +51,7 @@ def _records_from(stream: IO[str]) -> Iterator[tuple[str, Any]]:
 
 
 def _kind(item: Any) -> RecordKind:
-    return (
-        RecordKind.INFUSION
-        if isinstance(item, dict) and "infusion_id" in item
-        else (RecordKind.DIARY_ENTRY)
-    )
+    return RecordKind.of_json(item)
 
 
 def convert_stream(

@@ -205,37 +205,41 @@ def diary_row(cells: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
     return out, problems
 
 
+INFUSION_TEXT = (
+    "infusion_id", "start", "end", "status", "status_reason", "lot_number", "route",
+    "access", "setting", "note",
+)  # fmt: skip
+INFUSION_NUMBERS = ("dose_g", "dosing_weight_kg", "dose_g_per_kg", "volume_ml")
+REACTION_NEEDS_ONSET = (
+    "an adverse reaction needs its onset time: import reactions as JSON or NDJSON"
+)
+
+
+def _product(cells: Cells) -> dict[str, str]:
+    columns = {key: f"product_{key}" for key in ("brand", "rxnorm")}
+    return {key: cells[column] for key, column in columns.items() if column in cells}
+
+
+def _reaction_problems(cells: Cells) -> list[Problem]:
+    columns = (f"reaction_{s.value}" for s in Symptom)
+    return [Problem(column, REACTION_NEEDS_ONSET) for column in columns if column in cells]
+
+
 def infusion_row(cells: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
     """A CSV row (non-empty cells only) as our infusion JSON, and any cell problems."""
-    problems: list[Problem] = []
-    out: dict[str, Any] = {}
-    for name in (
-        "infusion_id", "start", "end", "status", "status_reason", "lot_number", "route",
-        "access", "setting", "note",
-    ):  # fmt: skip
-        if name in cells:
-            out[name] = cells[name]
+    out: dict[str, Any] = {name: cells[name] for name in INFUSION_TEXT if name in cells}
     if any(c in cells for c in PATIENT_COLUMNS):
         out["patient"] = _patient(cells)
-    product = {
-        key: cells[f"product_{key}"] for key in ("brand", "rxnorm") if f"product_{key}" in cells
-    }
+    product = _product(cells)
     if product:
         out["product"] = product
-    for name in ("dose_g", "dosing_weight_kg", "dose_g_per_kg", "volume_ml"):
+    problems: list[Problem] = []
+    for name in INFUSION_NUMBERS:
         if name in cells:
             out[name] = _put(problems, name, cells[name], _float)
     if "premedication_names" in cells:
         out["premedications"] = _names(cells["premedication_names"])
-    for s in Symptom:
-        if f"reaction_{s.value}" in cells:
-            problems.append(
-                Problem(
-                    f"reaction_{s.value}",
-                    "an adverse reaction needs its onset time: import reactions as JSON or NDJSON",
-                )
-            )
-    return out, problems
+    return out, problems + _reaction_problems(cells)
 
 
 ROW_MAKERS: dict[str, Callable[[dict[str, str]], tuple[dict[str, Any], list[Problem]]]] = {
