@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -266,10 +267,10 @@ def _single_vital(vitals: VitalSigns, vs: VitalSign, obs: Any, category: Code) -
 class _Reading:
     """What the parts of one diary entry said so far, while they are read one by one."""
 
-    fields: dict[str, Any] = field(default_factory=dict)
-    symptoms: list[SymptomRating] = field(default_factory=list)
-    vitals: dict[str, Any] = field(default_factory=dict)
-    medications: list[tuple[int, MedicationTaken]] = field(default_factory=list)
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+    symptoms: list[SymptomRating] = dataclasses.field(default_factory=list)
+    vitals: dict[str, Any] = dataclasses.field(default_factory=dict)
+    medications: list[tuple[int, MedicationTaken]] = dataclasses.field(default_factory=list)
     from_response: MgAdl | None = None
 
     def entry(self, entry_id: str, patient: PatientRef, recorded_at: datetime) -> DiaryEntry:

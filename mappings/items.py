@@ -164,8 +164,3 @@ DIARY_PARTS: tuple[str, ...] = tuple(i.field for i in DIARY_ITEMS)
 """The fields of a diary entry besides its envelope (entry_id, patient, recorded_at)."""
 RATINGS: tuple[str, ...] = tuple(i.field for i in DIARY_ITEMS if i.series is Series.RATING)
 """The 0-10 ratings the report charts."""
-
-
-def item(field: str) -> DiaryItem:
-    """The row of one diary field."""
-    return next(i for i in DIARY_ITEMS if i.field == field)

@@ -158,7 +158,7 @@ def _encoder(cls: type) -> Callable[[Any], JSON]:
         out: JSON = {}
         for name, get, convert in steps:
             value = get(obj)
-            if value is None or value == ():
+            if value is None or (isinstance(value, (tuple, list)) and not value):
                 continue  # left out, as the schemas leave out None and []
             out[name] = convert(value)
         return out
