@@ -11,6 +11,7 @@ from mappings import code_tables, versions
 from mappings.context import MappingContext
 from mappings.datatypes import (
     codeable_concept,
+    coding,
     codings,
     date_time,
     patient_reference,
@@ -179,8 +180,13 @@ def _rate_steps(record: InfusionRecord, ctx: MappingContext, main_ref: str) -> l
 def _medication(record: InfusionRecord) -> JSON:
     medication: JSON = {"resourceType": "Medication", "id": PRODUCT_ID}
     product_code = medication_concept(record.product.brand, record.product.rxnorm)
-    if product_code:
-        medication["code"] = product_code
+    # Every infusion is IVIG, whatever its brand: the ATC coding lets an EHR reconcile it.
+    # Derived, so reading back ignores it (read_medication_concept keeps RxNorm and text).
+    ivig = coding(code_tables.code("atc", "products", "ivig"))
+    medication["code"] = {
+        "coding": [*product_code.get("coding", []), ivig],
+        **{k: v for k, v in product_code.items() if k != "coding"},
+    }
     if record.lot_number is not None:
         medication["batch"] = {"lotNumber": record.lot_number}
     return medication

@@ -375,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--until", help="resources updated before (ISO 8601 with timezone)")
     export.add_argument("--patient", help="only this patient (Patient/<id>)")
     export.add_argument(
-        "--type", help="comma-separated: Observation,MedicationAdministration (default both)"
+        "--type",
+        help="comma-separated: Observation,MedicationAdministration,AdverseEvent (default all)",
     )
     export.add_argument("--format", choices=("fhir", "records", "csv"), default="fhir")
     export.add_argument("--out", required=True, help="output folder (its export files replaced)")

@@ -67,7 +67,8 @@ def _kick_off(level: Level) -> Response:
 
 @bp.route("/$export", methods=METHODS)
 def export_system() -> Response:
-    """System-level export: every patient's Observations and MedicationAdministrations."""
+    """System-level export: every patient's Observations, MedicationAdministrations and
+    AdverseEvents."""
     return _kick_off("system")
 
 

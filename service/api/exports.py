@@ -22,7 +22,7 @@ from service.api.context import principal
 from service.api.errors import ApiError, error_response
 from service.config import Settings
 from service.exports import (
-    EXPORTABLE_TYPES,
+    RECORD_SOURCE_TYPES,
     ExportFormat,
     ExportRequest,
     ExportRequestError,
@@ -84,7 +84,7 @@ def _authorise(export: ExportRequest) -> ExportRequest:
         if not caller.patient.startswith("Patient/"):
             raise ExportRequestError("patient", "name the patient as a reference Patient/<id>")
         export = replace(export, patient=caller.patient)
-    types = export.types if export.format is ExportFormat.FHIR else EXPORTABLE_TYPES
+    types = export.types if export.format is ExportFormat.FHIR else RECORD_SOURCE_TYPES
     for resource_type in types:
         caller.require("read", resource_type, export.patient)
     return export

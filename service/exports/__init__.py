@@ -9,6 +9,7 @@ The CLI runs one export in the foreground; the API queues jobs for ExportRunner 
 from service.exports.fhir_source import ExportCancelled, FetchResult, fetch
 from service.exports.request import (
     EXPORTABLE_TYPES,
+    RECORD_SOURCE_TYPES,
     ExportFormat,
     ExportRequest,
     ExportRequestError,
@@ -20,6 +21,7 @@ from service.exports.runner import ExportRunner
 __all__ = [
     "EXPORTABLE_TYPES",
     "MANIFEST",
+    "RECORD_SOURCE_TYPES",
     "ExportCancelled",
     "ExportFormat",
     "ExportRequest",

@@ -6,19 +6,27 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlencode
 
 from service.exports.ndjson import TypeFiles, dumps, read_lines
 from service.exports.patient_scope import PatientScope, scope_for
-from service.exports.request import ExportRequest, ExportRequestError, instant, parse_instant
+from service.exports.request import (
+    DERIVED_TYPES,
+    ExportRequest,
+    ExportRequestError,
+    instant,
+    parse_instant,
+)
 from service.fhir_client import (
     BulkExportCancelled,
     BulkExportRefused,
     BulkManifest,
     FhirClient,
     FhirClientError,
+    FhirServerError,
     delete_job,
     download,
     ignored_parameter_issues,
@@ -61,11 +69,15 @@ def _ignore(_: str) -> None:
     return None
 
 
-def search_params(request: ExportRequest) -> list[tuple[str, str]]:
+# R4 defines no `patient` search on AdverseEvent; `subject` names the same patient there.
+PATIENT_PARAMETER = {"AdverseEvent": "subject"}
+
+
+def search_params(request: ExportRequest, resource_type: str = "") -> list[tuple[str, str]]:
     """The search for one type: patient, and _lastUpdated from since (incl.) to until (excl.)."""
     params: list[tuple[str, str]] = []
     if request.patient is not None:
-        params.append(("patient", request.patient))
+        params.append((PATIENT_PARAMETER.get(resource_type, "patient"), request.patient))
     if request.since is not None:
         params.append(("_lastUpdated", f"ge{instant(request.since)}"))
     if request.until is not None:
@@ -92,14 +104,22 @@ def fetch_by_search(
     for resource_type in request.types:
         count = 0
         files.handle(resource_type)  # an empty type still gets its (empty) file
-        for resource in fhir.search(resource_type, params, page_size=SEARCH_PAGE_SIZE):
-            if scope is None or scope.keeps(resource):
-                files.write(resource_type, dumps(resource))
-            count += 1
-            if count % REPORT_EVERY == 0:
-                report(_progress(resource_type, files, scope))
-                if should_stop():
-                    raise ExportCancelled()
+        found = fhir.search(
+            resource_type, search_params(request, resource_type), page_size=SEARCH_PAGE_SIZE
+        )
+        try:
+            for resource in found:
+                if scope is None or scope.keeps(resource):
+                    files.write(resource_type, dumps(resource))
+                count += 1
+                if count % REPORT_EVERY == 0:
+                    report(_progress(resource_type, files, scope))
+                    if should_stop():
+                        raise ExportCancelled()
+        except FhirServerError as exc:
+            if resource_type not in DERIVED_TYPES or exc.status != HTTPStatus.BAD_REQUEST:
+                raise
+            log.warning("export: the server cannot search %s; its file stays empty", resource_type)
         report(_progress(resource_type, files, scope))
         log.info("export: %s by search, %d resources", resource_type, count)
     _log_dropped(scope)

@@ -17,7 +17,12 @@ from service.exports.kickoff import IGNORED, ignored_parameter_outcome
 from service.exports.manifest import build_manifest
 from service.exports.ndjson import TypeFiles, dumps
 from service.exports.records import DIARY, FILE_NAMES, INFUSION, write_records
-from service.exports.request import EXPORTABLE_TYPES, ExportFormat, ExportRequest
+from service.exports.request import (
+    EXPORTABLE_TYPES,
+    RECORD_SOURCE_TYPES,
+    ExportFormat,
+    ExportRequest,
+)
 from service.fhir_client import FhirClient
 
 log = logging.getLogger(__name__)
@@ -83,12 +88,12 @@ def run_export(
     errors = TypeFiles(out_dir)
     out = TypeFiles(out_dir, ".csv" if request.format is ExportFormat.CSV else ".ndjson")
     try:
-        # A record spans both types (an infusion's reactions are Observations): fetch both.
+        # A record spans both source types (an infusion's reactions are Observations).
         fetch_request = (
             request
             if as_fhir
             else ExportRequest(
-                request.since, request.until, request.patient, EXPORTABLE_TYPES, request.format
+                request.since, request.until, request.patient, RECORD_SOURCE_TYPES, request.format
             )
         )
         result = fetch(

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.server_process import ServerProcess, install_lock
 
 SERVER_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = SERVER_DIR / "server.mjs"
@@ -30,7 +26,6 @@ MIN_NODE_MAJOR = 20
 WEBSOCKET_FLAG_BELOW_MAJOR = 22
 NPM_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 READY_LINE = re.compile(r"FHIR server ready http://127\.0\.0\.1:(\d+)")
 
 
@@ -49,17 +44,10 @@ def npm_dependencies_current() -> bool:
     return INSTALL_STAMP.read_text().strip() == _lock_digest()
 
 
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
+def _install_lock_path() -> Path:
     # Outside the work tree so nothing shows up in git; keyed by folder so clones don't collide.
     key = hashlib.sha256(str(SERVER_DIR).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"diarybridge-fhir-npm-{key}.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return Path(tempfile.gettempdir()) / f"diarybridge-fhir-npm-{key}.lock"
 
 
 def ensure_npm_dependencies() -> bool:
@@ -69,7 +57,7 @@ def ensure_npm_dependencies() -> bool:
     npm = shutil.which("npm")
     if npm is None:
         raise FhirServerError("npm is not on PATH: the test FHIR server needs Node.js 20+ and npm")
-    with _install_lock():
+    with install_lock(_install_lock_path()):
         if npm_dependencies_current():
             return False
         command = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
@@ -114,17 +102,8 @@ def free_port() -> int:
         return port
 
 
-def _metadata_ok(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/metadata", timeout=2) as response:
-            body = json.load(response)
-    except (OSError, ValueError):
-        return False
-    return bool(body.get("resourceType") == "CapabilityStatement")
-
-
 @dataclass
-class RunningServer:
+class RunningServer(ServerProcess):
     """One server process; stop, kill and restart keep its port and its journal file."""
 
     port: int  # 0 until the first start() has learnt the port the server chose
@@ -147,10 +126,6 @@ class RunningServer:
         """The server's stdout and stderr."""
         return self.data_dir / "server.log"
 
-    def is_running(self) -> bool:
-        """True while the server process is alive."""
-        return self.process is not None and self.process.poll() is None
-
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Start the process and wait until /metadata answers; raise FhirServerError if not."""
         if self.is_running():
@@ -169,28 +144,9 @@ class RunningServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C meant for pytest must not hit the server first
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise FhirServerError(
-                    f"FHIR server exited with code {self.process.returncode}:\n{self.log_tail()}"
-                )
-            if self.port == 0:
-                # Port 0 lets the server bind a free port itself: no race with other processes.
-                self.port = self._ready_port(log_offset)
-            if self.port and _metadata_ok(self.base_url):
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise FhirServerError(f"FHIR server not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stop gracefully with SIGTERM (SIGKILL after timeout)."""
-        self._signal(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """Stop at once with SIGKILL; writes that were answered are in the journal."""
-        self._signal(signal.SIGKILL, STOP_TIMEOUT_S)
+        self.wait_ready(
+            timeout, FhirServerError, "FHIR server", lambda: self._port_known(log_offset)
+        )
 
     def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Stop (if running) and start again on the same port with the same data."""
@@ -203,29 +159,17 @@ class RunningServer:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
+    def _port_known(self, log_offset: int) -> bool:
+        if self.port == 0:
+            # Port 0 lets the server bind a free port itself: no race with other processes.
+            self.port = self._ready_port(log_offset)
+        return self.port != 0
+
     def _ready_port(self, log_offset: int) -> int:
         with self.log_path.open("rb") as log:
             log.seek(log_offset)
             match = READY_LINE.search(log.read().decode(errors="replace"))
         return int(match.group(1)) if match else 0
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of the server log, for error messages."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def _signal(self, signum: signal.Signals, timeout: float) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
 
 
 def start_fhir_server(

@@ -11,6 +11,7 @@ import csv
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,17 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from mappings import record_to_resources
 from mappings.context import MappingContext
-from mappings.records import DiaryEntry
+from mappings.records import DiaryEntry, PatientRef
 from service.cli import main
 from service.exports import export_request, run_export
 from service.fhir_client import FhirClient
 from service.schemas import dump_record
 from tests.fhir_server import RunningServer, start_fhir_server
 from tests.unit.exports.export_synthetic import batch_put, records, resources
+from tests.unit.mappings.samples import INFUSION
+from tests.unit.mappings.samples import ctx as sample_ctx
 
 pytestmark = pytest.mark.integration
 
@@ -165,3 +169,27 @@ def test_cli_writes_csv_and_a_manifest(
     assert diary["count"] == len(want)
     assert diary["url"] == (out / "diary-entries.csv").as_uri()
     assert manifest["requiresAccessToken"] is False
+
+
+def test_adverse_events_are_exported_searched_by_subject_for_the_patient_only(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    # An IVIG-flu reaction for each of two patients: each infusion gets one AdverseEvent.
+    def reacted(patient: str) -> list[dict[str, Any]]:
+        record = replace(
+            INFUSION,
+            infusion_id=f"ae-export-{patient}",
+            patient=PatientRef(reference=f"Patient/{patient}"),
+        )
+        return record_to_resources(record, sample_ctx())
+
+    mine, other = reacted("synthetic-ae-1"), reacted("synthetic-ae-2")
+    with FhirClient(server.base_url) as fhir:
+        batch_put(fhir, mine + other)
+    (my_event,) = [r for r in mine if r["resourceType"] == "AdverseEvent"]
+
+    export(server, tmp_path, patient="Patient/synthetic-ae-1", types=["AdverseEvent"])
+    got = read(tmp_path / "AdverseEvent.ndjson")
+    assert [r["id"] for r in got] == [my_event["id"]]
+    assert without_meta(got[0]) == without_meta(my_event)
+    get_fhir_model_class("AdverseEvent").model_validate(got[0])  # a valid R4B resource

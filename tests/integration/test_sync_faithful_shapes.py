@@ -106,6 +106,24 @@ def test_titration_and_reaction_reach_the_server_in_standard_shapes_and_pull_bac
         for a in read_admins
         if a.dosage is not None and a.dosage.rateQuantity is not None
     )
+    # ... and the medicine's standard code: the infusion's product (a contained Medication,
+    # referenced as #product) is ATC J06BA02 whatever the brand; the premedication names its
+    # substance (paracetamol, ATC N02BE01) on medicationCodeableConcept.
+    (read_whole,) = [a for a in read_admins if not a.partOf]
+    local_id = read_whole.medicationReference.reference.removeprefix("#")
+    (product,) = [c for c in read_whole.contained if c.id == local_id]
+    assert product.resource_type == "Medication"
+    assert product.code.text == record["product"]["brand"]
+    assert ("http://www.whocc.no/atc", "J06BA02") in {
+        (c.system, c.code) for c in product.code.coding
+    }
+    premeds = [a for a in read_admins if a.partOf and a.medicationCodeableConcept is not None]
+    assert [(p.medicationCodeableConcept.text, p.partOf[0].reference) for p in premeds] == [
+        ("paracetamol", main_ref)
+    ]
+    assert [(c.system, c.code) for c in premeds[0].medicationCodeableConcept.coding] == [
+        ("http://www.whocc.no/atc", "N02BE01")
+    ]
 
     back = client.get(f"/patients/{patient}/infusions", headers=BATCH)
     assert back.status_code == HTTPStatus.OK, back.json

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import json
 import os
@@ -20,18 +19,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.server_process import ServerProcess, install_lock
 
 SERVER_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = SERVER_DIR / "requirements.lock"
 STAMP_NAME = ".diarybridge-requirements.sha256"
 PIP_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -68,18 +65,6 @@ def sekmet_installed() -> bool:
     return stamp.is_file() and stamp.read_text().strip() == _requirements_digest()
 
 
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "sekmet-fhir.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _run(command: list[str], what: str) -> None:
     try:
         done = subprocess.run(
@@ -96,7 +81,7 @@ def ensure_sekmet_installed() -> bool:
     """Create the venv and pip install requirements.lock when needed; True if it installed."""
     if sekmet_installed():
         return False
-    with _install_lock():
+    with install_lock(cache_dir() / "sekmet-fhir.lock"):
         if sekmet_installed():  # another test process installed it while we waited
             return False
         target = venv_dir()
@@ -146,17 +131,8 @@ def _exit_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _metadata_ok(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/metadata", timeout=2) as response:
-            body = json.load(response)
-    except (OSError, ValueError):
-        return False
-    return bool(body.get("resourceType") == "CapabilityStatement")
-
-
 @dataclass
-class SekmetServer:
+class SekmetServer(ServerProcess):
     """One `uvicorn sekmet.main:app_factory` process with its own SQLite DB in data_dir."""
 
     data_dir: Path
@@ -177,9 +153,6 @@ class SekmetServer:
     def log_path(self) -> Path:
         """The server's stdout and stderr."""
         return self.data_dir / "server.log"
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
         """Start on a free port and wait until /fhir/metadata answers; SekmetServerError if not."""
@@ -226,41 +199,7 @@ class SekmetServer:
                 )
         finally:
             listener.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SekmetServerError(
-                    f"SEKMET exited with code {self.process.returncode}:\n{self.log_tail()}"
-                )
-            if _metadata_ok(self.base_url):
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise SekmetServerError(f"SEKMET not ready within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM, SIGKILL after timeout."""
-        self._signal(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL, STOP_TIMEOUT_S)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def _signal(self, signum: signal.Signals, timeout: float) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signum)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        self.wait_ready(timeout, SekmetServerError, "SEKMET")
 
 
 def start_sekmet_server(

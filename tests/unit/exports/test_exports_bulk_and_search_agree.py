@@ -20,7 +20,7 @@ from service.fhir_client import FhirClient
 from service.schemas import dump_record
 
 STATUS = f"{BASE}/bulkstatus/abc"
-TYPES = ("Observation", "MedicationAdministration")
+TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
 
 
 def capability(with_export: bool) -> dict[str, Any]:
@@ -193,3 +193,10 @@ def test_search_params_carry_patient_and_the_window() -> None:
         ("_lastUpdated", "lt2026-02-01T00:00:00Z"),
     ]
     assert request.format is ExportFormat.FHIR
+
+
+def test_adverse_events_are_searched_by_subject() -> None:
+    # R4 defines no `patient` search parameter on AdverseEvent; `subject` is the same patient.
+    request = export_request({"patient": "Patient/p1"})
+    assert search_params(request, "AdverseEvent") == [("subject", "Patient/p1")]
+    assert search_params(request, "Observation") == [("patient", "Patient/p1")]

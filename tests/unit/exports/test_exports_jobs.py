@@ -107,7 +107,7 @@ def capability() -> dict[str, Any]:
 
 def serve(rsps: responses.RequestsMock, data: list[dict[str, Any]]) -> None:
     rsps.get(f"{BASE}/metadata", json=capability())
-    for t in ("Observation", "MedicationAdministration"):
+    for t in ("Observation", "MedicationAdministration", "AdverseEvent"):
         bundle = {
             "resourceType": "Bundle",
             "type": "searchset",

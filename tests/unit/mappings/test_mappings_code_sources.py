@@ -34,17 +34,16 @@ PRIMARY: tuple[tuple[str, str], ...] = (
 )
 
 # Codes whose only cited source is secondary and for which no primary page could be read
-# yet (searched 2026-12-01). They stay emitted because they pre-date this check; this list
-# may only shrink: a new code without a primary source fails, and so does an entry here
-# that has since gained one (remove it then).
+# yet (searched 2026-12-01: HL7 IG repositories and pages, the symptoms / COVID-19 / PACIO IGs,
+# exact-code searches across public FHIR sources). They stay emitted because they pre-date
+# this check; this list may only shrink: a new code without a primary source fails, and so
+# does an entry here that has since gained one (remove it then).
 PENDING_PRIMARY_SOURCE: frozenset[tuple[str, str, str]] = frozenset(
     {
         ("loinc", "intake", "fluids"),
         ("snomed", "symptoms", "ptosis"),
         ("snomed", "symptoms", "double_vision"),
         ("snomed", "symptoms", "trouble_swallowing"),
-        ("snomed", "symptoms", "muscle_aches"),
-        ("snomed", "reason", "myasthenia_gravis"),
     }
 )
 

@@ -20,6 +20,11 @@ UCUM = "http://unitsofmeasure.org"
 EXT = "https://diarybridge.dev/fhir/StructureDefinition/"
 MA_ID = resource_id(NS, "infusion", INFUSION.infusion_id, "administration")
 MG = {"coding": [{"system": SNOMED, "code": "91637004", "display": "Myasthenia gravis"}]}
+IVIG_ATC = {
+    "system": "http://www.whocc.no/atc",
+    "code": "J06BA02",
+    "display": "immunoglobulins, normal human, for intravascular adm.",
+}
 PORT = {
     "coding": [
         {
@@ -66,12 +71,24 @@ def test_contained_medication_with_lot(version: FhirVersion) -> None:
         "id": "product",
         "code": {
             "coding": [
-                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1000000"}
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1000000"},
+                IVIG_ATC,
             ],
             "text": "Privigen",
         },
         "batch": {"lotNumber": "P100234"},
     }
+
+
+def test_product_without_rxnorm_still_carries_the_ivig_atc_code() -> None:
+    # A brand the app sends without an RxNorm code: the ATC coding is there all the same,
+    # on the infusion and on every titration step, and reading back keeps the brand only.
+    record = replace(INFUSION, product=replace(INFUSION.product, rxnorm=None))
+    out = resources(FhirVersion.R4, record)
+    products = [r["contained"][0] for r in out if r.get("contained")]
+    assert len(products) == 1 + len(record.rate_steps)
+    assert all(p["code"] == {"coding": [IVIG_ATC], "text": "Privigen"} for p in products)
+    assert from_resources(out) == [record]
 
 
 def test_r4_shape() -> None:
