@@ -19,6 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from mappings import items
 from mappings import records as r
 from service.schemas.times import ClinicalDateTime
 
@@ -195,17 +196,7 @@ class MedicationTakenSchema(StrictSchema):
         return r.MedicationTaken(**data)
 
 
-DIARY_PARTS = (
-    "mg_adl",
-    "fatigue",
-    "muscle_weakness",
-    "symptoms",
-    "vitals",
-    "flare_up",
-    "fluids_ml",
-    "medications",
-    "note",
-)
+DIARY_PARTS = items.DIARY_PARTS  # the parts besides the envelope, from the item table
 
 
 def _unique(key: str, items: list[Any], field_name: str) -> None:
@@ -217,25 +208,45 @@ def _unique(key: str, items: list[Any], field_name: str) -> None:
         seen.add(value)
 
 
-class DiaryEntrySchema(StrictSchema):
-    """One diary entry; at least one part besides the envelope must be present."""
+def _value_field(item: items.DiaryItem) -> fields.Field:
+    """The field of a VALUE item, from its row: type and range."""
+    low, high = item.minimum, item.maximum
+    if item.value_type is items.ValueType.BOOLEAN:
+        return fields.Boolean(load_default=None, truthy={True}, falsy={False})
+    if item.value_type is items.ValueType.STRING and high is not None:
+        return _text(int(high), load_default=None)
+    if item.value_type is items.ValueType.INTEGER and low is not None and high is not None:
+        return _optional_score(int(low), int(high))
+    if item.value_type is items.ValueType.NUMBER and low is not None and high is not None:
+        return _number(low, high, load_default=None)
+    raise ValueError(f"diary item {item.field}: no schema field for its row")
+
+
+# The structured items' fields; every VALUE item's field comes from its row.
+STRUCTURED_FIELDS: dict[items.Shape, Callable[[], fields.Field]] = {
+    items.Shape.MG_ADL: lambda: fields.Nested(MgAdlSchema, load_default=None),
+    items.Shape.SYMPTOMS: lambda: fields.List(
+        fields.Nested(SymptomRatingSchema), load_default=list, validate=validate.Length(max=12)
+    ),
+    items.Shape.VITALS: lambda: fields.Nested(VitalSignsSchema, load_default=None),
+    items.Shape.MEDICATIONS: lambda: fields.List(
+        fields.Nested(MedicationTakenSchema), load_default=list, validate=validate.Length(max=50)
+    ),
+}
+
+
+def _item_field(item: items.DiaryItem) -> fields.Field:
+    if item.shape is items.Shape.VALUE:
+        return _value_field(item)
+    return STRUCTURED_FIELDS[item.shape]()
+
+
+class _DiaryEnvelopeSchema(StrictSchema):
+    """A diary entry's envelope and rules; DiaryEntrySchema adds one field per diary item."""
 
     entry_id = fields.String(required=True, validate=validate.Regexp(ID_PATTERN, error=ID_MESSAGE))
     patient = PatientField(required=True)
     recorded_at = _aware(required=True)
-    mg_adl = fields.Nested(MgAdlSchema, load_default=None)
-    fatigue = _optional_score(0, 10)
-    muscle_weakness = _optional_score(0, 10)
-    symptoms = fields.List(
-        fields.Nested(SymptomRatingSchema), load_default=list, validate=validate.Length(max=12)
-    )
-    vitals = fields.Nested(VitalSignsSchema, load_default=None)
-    flare_up = fields.Boolean(load_default=None, truthy={True}, falsy={False})
-    fluids_ml = _optional_score(0, 20000)
-    medications = fields.List(
-        fields.Nested(MedicationTakenSchema), load_default=list, validate=validate.Length(max=50)
-    )
-    note = _text(2000, load_default=None)
 
     @validates_schema
     def _has_content(self, data: dict[str, Any], **_: Any) -> None:
@@ -248,6 +259,18 @@ class DiaryEntrySchema(StrictSchema):
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> r.DiaryEntry:
         return _build(r.DiaryEntry, data)
+
+
+# The item fields follow the envelope's, in the order of the item table.
+DiaryEntrySchema = type(
+    "DiaryEntrySchema",
+    (_DiaryEnvelopeSchema,),
+    {
+        "__doc__": "One diary entry; at least one part besides the envelope must be present.",
+        "__module__": __name__,
+        **{item.field: _item_field(item) for item in items.DIARY_ITEMS},
+    },
+)
 
 
 class ProductSchema(StrictSchema):

@@ -14,11 +14,11 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
-from marshmallow import ValidationError
-
 import mappings
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from mappings.errors import MappingError
+from mappings.record_json import record_from_json
+from mappings.records import CORE_RESOURCE_TYPES, RecordKind
 from service.fhir_client import (
     ConditionalCreate,
     EntryResult,
@@ -37,7 +37,6 @@ from service.fhir_client import (
     WriteResult,
     clean_diagnostics,
 )
-from service.schemas import RecordKind, load_records
 from service.store import ClaimedEntry, ErrorInfo, ResourceState
 from service.sync import shared_ids
 from service.sync.plan import (
@@ -53,11 +52,11 @@ from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
-PUSHED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+PUSHED_TYPES = RecordKind.INFUSION.resource_types  # every type any kind is stored as
 # Needed for every record; the others repeat what these hold (an infusion's AdverseEvent points
 # at its symptom Observations), so a server that cannot write them (see _takes) gets the record
 # without them rather than nothing (SEKMET lists no AdverseEvent).
-REQUIRED_TYPES = ("Observation", "MedicationAdministration")
+REQUIRED_TYPES = CORE_RESOURCE_TYPES
 # A server that answers these for one entry has judged that entry; sending it again won't help.
 PERMANENT = {
     HTTPStatus.BAD_REQUEST,
@@ -208,10 +207,10 @@ class Pusher:
         return FhirVersion(self.client.capabilities().release)
 
     def _resources(self, entry: ClaimedEntry, version: FhirVersion) -> list[dict[str, Any]]:
-        (record,) = load_records(entry.record, RecordKind(entry.kind))
+        record = record_from_json(RecordKind(entry.kind), entry.record)
         ctx = MappingContext(
             app_namespace=entry.namespace,
-            source=f"urn:diarybridge:client:{entry.namespace}",
+            source=client_source(entry.namespace),
             fhir_version=version,
             # The identifiers the record was first stored with (ledger.accept decided).
             patient_scope=entry.patient_scope or None,
@@ -259,7 +258,7 @@ class Pusher:
             return NOTHING, self._withdraw(entry)
         try:
             plan = plan_record(self._resources(entry, version), entry.resources, strategy.method)
-        except (ValidationError, MappingError) as exc:
+        except MappingError as exc:
             # Stored before a rule changed, or a mapping bug: this entry cannot be sent.
             log.error("entry %s cannot be mapped: %s", entry.ledger_id, type(exc).__name__)
             return NOTHING, Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="unmappable"))
