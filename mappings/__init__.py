@@ -19,7 +19,13 @@ from mappings.identifiers import (
     resource_id,
 )
 from mappings.infusion import infusion_record_to_resources, resources_to_infusion_record
-from mappings.records import DiaryEntry, InfusionRecord, Record
+from mappings.records import (
+    CORE_RESOURCE_TYPES,
+    DERIVED_RESOURCE_TYPES,
+    DiaryEntry,
+    InfusionRecord,
+    Record,
+)
 from mappings.validate import check, validate_resource
 from mappings.versions import detect_version, shape
 
@@ -35,7 +41,7 @@ __all__ = [
     "transaction_bundle",
 ]
 
-MAPPED_TYPES = ("Observation", "MedicationAdministration", "QuestionnaireResponse", "AdverseEvent")
+MAPPED_TYPES = (*CORE_RESOURCE_TYPES, "QuestionnaireResponse", *DERIVED_RESOURCE_TYPES)
 
 
 def record_to_resources(record: Record, ctx: MappingContext) -> list[dict[str, Any]]:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+CLIENT_SOURCE_PREFIX = "urn:diarybridge:client:"
+
+
+def client_source(app_namespace: str) -> str:
+    """meta.source of the resources made from what one sending app gave us."""
+    return CLIENT_SOURCE_PREFIX + app_namespace
+
 
 class FhirVersion(StrEnum):
     """FHIR releases we speak on the wire; R4 is what clinic servers speak, so it is the default."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ from mappings.datatypes import (
 from mappings.envelope import observation
 from mappings.errors import InvalidInput, MappingError
 from mappings.identifiers import DIARY_ENTRY, BusinessKey, business_key
+from mappings.items import DIARY_ITEMS, PYTHON_TYPE, VALUE_ITEMS, DiaryItem, Shape, ValueType
 from mappings.medications import (
     administration_to_medication_taken,
     medication_taken_to_administration,
@@ -31,6 +34,7 @@ from mappings.records import (
     DiaryEntry,
     MedicationTaken,
     MgAdl,
+    PatientRef,
     Severity,
     Symptom,
     SymptomRating,
@@ -99,54 +103,86 @@ def _local(key: str) -> Code:
     return code_tables.code("local", "observations", key)
 
 
-def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[JSON]:
-    """All resources for one diary entry, in a stable order (not yet validated)."""
-    out: list[JSON] = []
+@dataclass(frozen=True)
+class _Resources:
+    """Builds the resources of one diary entry: its business keys and the Observation envelope."""
 
-    def key(part: str) -> BusinessKey:
-        return business_key(ctx, DIARY_ENTRY, entry.entry_id, part)
+    ctx: MappingContext
+    entry: DiaryEntry
 
-    def obs(part: str, code: JSON, category: Code | None, profiles: tuple[str, ...] = ()) -> JSON:
+    def key(self, part: str) -> BusinessKey:
+        return business_key(self.ctx, DIARY_ENTRY, self.entry.entry_id, part)
+
+    def obs(
+        self, part: str, code: JSON, category: Code | None, profiles: tuple[str, ...] = ()
+    ) -> JSON:
         return observation(
-            ctx,
-            key(part),
-            entry.patient,
-            entry.recorded_at,
+            self.ctx,
+            self.key(part),
+            self.entry.patient,
+            self.entry.recorded_at,
             code,
             category=category,
             patient_reported=True,
             profiles=profiles,
         )
 
-    if entry.mg_adl is not None:
-        o = obs(MG_ADL_PART, codeable_concept(_local("mg_adl_total")), _survey())
-        o["valueInteger"] = entry.mg_adl.total
-        o["component"] = [
-            {
-                "code": codeable_concept(code_tables.code("local", "mg_adl_items", item)),
-                "valueInteger": getattr(entry.mg_adl, item),
-            }
-            for item in MG_ADL_ITEMS
-        ]
-        out.append(o)
-        if ctx.mg_adl_questionnaire_response:
-            qr = mg_adl_response(
-                ctx, key(MG_ADL_RESPONSE_PART), entry.patient, entry.recorded_at, entry.mg_adl
-            )
-            o["derivedFrom"] = [reference(f"QuestionnaireResponse/{qr['id']}")]
-            out.append(qr)
-    for part, field in (("fatigue", "fatigue"), ("muscle-weakness", "muscle_weakness")):
-        value = getattr(entry, field)
-        if value is not None:
-            o = obs(part, codeable_concept(_local(field)), _survey())
-            o["valueInteger"] = value
-            out.append(o)
+
+def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[JSON]:
+    """All resources for one diary entry, in a stable order (not yet validated): the items'
+    Observations in the order of the item table, then the MedicationAdministrations."""
+    build = _Resources(ctx, entry)
+    out = [resource for item in DIARY_ITEMS for resource in _WRITERS[item.shape](build, item)]
+    return sorted(out, key=lambda resource: resource["resourceType"] == "MedicationAdministration")
+
+
+def _value_observation(build: _Resources, item: DiaryItem) -> list[JSON]:
+    value = getattr(build.entry, item.field)
+    if value is None:
+        return []
+    o = build.obs(
+        item.part, codeable_concept(item.observation_code()), _survey() if item.survey else None
+    )
+    if item.unit is not None:
+        o["valueQuantity"] = quantity(value, code_tables.code("ucum", "units", item.unit))
+    else:
+        o[item.fhir_value] = value
+    return [o]
+
+
+def _mg_adl_resources(build: _Resources, item: DiaryItem) -> list[JSON]:
+    mg_adl, ctx = build.entry.mg_adl, build.ctx
+    if mg_adl is None:
+        return []
+    o = build.obs(MG_ADL_PART, codeable_concept(_local("mg_adl_total")), _survey())
+    o["valueInteger"] = mg_adl.total
+    o["component"] = [
+        {
+            "code": codeable_concept(code_tables.code("local", "mg_adl_items", name)),
+            "valueInteger": getattr(mg_adl, name),
+        }
+        for name in MG_ADL_ITEMS
+    ]
+    if not ctx.mg_adl_questionnaire_response:
+        return [o]
+    entry = build.entry
+    qr = mg_adl_response(
+        ctx, build.key(MG_ADL_RESPONSE_PART), entry.patient, entry.recorded_at, mg_adl
+    )
+    o["derivedFrom"] = [reference(f"QuestionnaireResponse/{qr['id']}")]
+    return [o, qr]
+
+
+def _symptom_observations(build: _Resources, item: DiaryItem) -> list[JSON]:
+    out: list[JSON] = []
     seen: set[Symptom] = set()
-    for rating in entry.symptoms:
+    for rating in build.entry.symptoms:
         if rating.symptom in seen:
-            raise MappingError(f"diary entry {entry.entry_id}: symptom {rating.symptom} twice")
+            raise MappingError(
+                f"diary entry {build.entry.entry_id}: symptom {rating.symptom} twice"
+            )
         seen.add(rating.symptom)
-        o = obs(
+        o = build.obs(
             SYMPTOM_PREFIX + rating.symptom.value,
             codeable_concept(code_tables.symptom_code(rating.symptom.value)),
             _survey(),
@@ -155,35 +191,37 @@ def diary_entry_to_observations(entry: DiaryEntry, ctx: MappingContext) -> list[
             code_tables.code("snomed", "severity", rating.severity.value)
         )
         out.append(o)
-    if entry.vitals is not None:
-        out.extend(_vital_sign_observations(entry.vitals, obs))
-    if entry.flare_up is not None:
-        o = obs("flare-up", codeable_concept(_local("flare_up")), _survey())
-        o["valueBoolean"] = entry.flare_up
-        out.append(o)
-    if entry.fluids_ml is not None:
-        o = obs("fluids", codeable_concept(code_tables.code("loinc", "intake", "fluids")), None)
-        o["valueQuantity"] = quantity(
-            entry.fluids_ml, code_tables.code("ucum", "units", "ml_per_24h")
-        )
-        out.append(o)
-    if entry.note is not None:
-        o = obs("note", codeable_concept(_local("note")), None)
-        o["valueString"] = entry.note
-        out.append(o)
-    for index, medication in enumerate(entry.medications):
-        out.append(
-            medication_taken_to_administration(
-                ctx,
-                key(f"{MEDICATION_PREFIX}{index}"),
-                entry.patient,
-                medication,
-                fallback_time=entry.recorded_at,
-                patient_reported=True,
-                recorded=entry.recorded_at,
-            )
-        )
     return out
+
+
+def _vitals_observations(build: _Resources, item: DiaryItem) -> list[JSON]:
+    vitals = build.entry.vitals
+    return [] if vitals is None else _vital_sign_observations(vitals, build.obs)
+
+
+def _medication_administrations(build: _Resources, item: DiaryItem) -> list[JSON]:
+    entry = build.entry
+    return [
+        medication_taken_to_administration(
+            build.ctx,
+            build.key(f"{MEDICATION_PREFIX}{index}"),
+            entry.patient,
+            medication,
+            fallback_time=entry.recorded_at,
+            patient_reported=True,
+            recorded=entry.recorded_at,
+        )
+        for index, medication in enumerate(entry.medications)
+    ]
+
+
+_WRITERS: dict[Shape, Callable[[_Resources, DiaryItem], list[JSON]]] = {
+    Shape.VALUE: _value_observation,
+    Shape.MG_ADL: _mg_adl_resources,
+    Shape.SYMPTOMS: _symptom_observations,
+    Shape.VITALS: _vitals_observations,
+    Shape.MEDICATIONS: _medication_administrations,
+}
 
 
 def _vital_sign_observations(vitals: VitalSigns, obs: Any) -> list[JSON]:
@@ -225,58 +263,112 @@ def _single_vital(vitals: VitalSigns, vs: VitalSign, obs: Any, category: Code) -
     return [o]
 
 
+@dataclass
+class _Reading:
+    """What the parts of one diary entry said so far, while they are read one by one."""
+
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+    symptoms: list[SymptomRating] = dataclasses.field(default_factory=list)
+    vitals: dict[str, Any] = dataclasses.field(default_factory=dict)
+    medications: list[tuple[int, MedicationTaken]] = dataclasses.field(default_factory=list)
+    from_response: MgAdl | None = None
+
+    def entry(self, entry_id: str, patient: PatientRef, recorded_at: datetime) -> DiaryEntry:
+        fields = self.fields
+        # The response repeats the Observation: take whichever came, refuse two that disagree.
+        response = self.from_response
+        if response is not None and fields.setdefault("mg_adl", response) != response:
+            raise InvalidInput("diary entry: the MG-ADL response and Observation disagree")
+        return DiaryEntry(
+            entry_id=entry_id,
+            patient=patient,
+            recorded_at=recorded_at,
+            symptoms=tuple(self.symptoms),
+            vitals=VitalSigns(**self.vitals) if self.vitals else None,
+            medications=tuple(m for _, m in sorted(self.medications, key=lambda im: im[0])),
+            **fields,
+        )
+
+
+Reader = Callable[[_Reading, str, JSON, str], None]
+
+
 def observations_to_diary_entry(key: BusinessKey, parts: dict[str, JSON]) -> DiaryEntry:
     """The diary entry whose parts (part name -> resource, in input order) are given."""
     first = next(iter(parts.values()))
     patient = read_patient(require(first, "subject", first["resourceType"]), "subject")
     recorded_at = _recorded_at(parts)
-    fields: dict[str, Any] = {}
-    symptoms: list[SymptomRating] = []
-    vitals: dict[str, Any] = {}
-    medications: list[tuple[int, MedicationTaken]] = []
-    from_response: MgAdl | None = None
+    reading = _Reading()
     for part, res in parts.items():
         path = f"{res.get('resourceType')}[{part}]"
-        if part == MG_ADL_PART:
-            fields["mg_adl"] = _read_mg_adl(res, path)
-        elif part == MG_ADL_RESPONSE_PART:
-            from_response = read_mg_adl_response(res, path)
-        elif part in ("fatigue", "muscle-weakness"):
-            fields[part.replace("-", "_")] = int(require(res, "valueInteger", path))
-        elif part.startswith(SYMPTOM_PREFIX):
-            symptoms.append(_read_symptom(res, path))
-        elif part == BLOOD_PRESSURE_PART:
-            vitals.update(_read_blood_pressure(res, path))
-        elif part.startswith("vital-"):
-            vs = next((v for v in VITAL_SIGNS if v.part == part), None)
-            if vs is None:
-                raise InvalidInput(f"{path}: unknown vital sign part")
-            value = require(require(res, "valueQuantity", path), "value", path + ".valueQuantity")
-            vitals[vs.field] = int(value) if vs.is_int else float(value)
-        elif part == "flare-up":
-            fields["flare_up"] = bool(require(res, "valueBoolean", path))
-        elif part == "fluids":
-            q = require(res, "valueQuantity", path)
-            fields["fluids_ml"] = int(require(q, "value", path + ".valueQuantity"))
-        elif part == "note":
-            fields["note"] = str(require(res, "valueString", path))
-        elif part.startswith(MEDICATION_PREFIX):
-            index = _index(part, MEDICATION_PREFIX, path)
-            medications.append((index, administration_to_medication_taken(res)))
+        _reader(part, path)(reading, part, res, path)
+    return reading.entry(key.source_id, patient, recorded_at)
+
+
+def _reader(part: str, path: str) -> Reader:
+    found = _EXACT_READERS.get(part)
+    if found is not None:
+        return found
+    for prefix, reader in _PREFIX_READERS:
+        if part.startswith(prefix):
+            return reader
+    raise InvalidInput(f"{path}: unknown diary entry part")
+
+
+def _value_reader(item: DiaryItem) -> Reader:
+    convert = PYTHON_TYPE[item.value_type or ValueType.STRING]
+
+    def read(reading: _Reading, part: str, res: JSON, path: str) -> None:
+        if item.unit is not None:
+            holder, at = require(res, "valueQuantity", path), path + ".valueQuantity"
+            value = require(holder, "value", at)
         else:
-            raise InvalidInput(f"{path}: unknown diary entry part")
-    # The response repeats the Observation: take whichever came, refuse two that disagree.
-    if from_response is not None and fields.setdefault("mg_adl", from_response) != from_response:
-        raise InvalidInput("diary entry: the MG-ADL response and Observation disagree")
-    return DiaryEntry(
-        entry_id=key.source_id,
-        patient=patient,
-        recorded_at=recorded_at,
-        symptoms=tuple(symptoms),
-        vitals=VitalSigns(**vitals) if vitals else None,
-        medications=tuple(m for _, m in sorted(medications, key=lambda im: im[0])),
-        **fields,
-    )
+            value = require(res, item.fhir_value, path)
+        reading.fields[item.field] = convert(value)
+
+    return read
+
+
+def _read_mg_adl_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    reading.fields["mg_adl"] = _read_mg_adl(res, path)
+
+
+def _read_mg_adl_response_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    reading.from_response = read_mg_adl_response(res, path)
+
+
+def _read_symptom_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    reading.symptoms.append(_read_symptom(res, path))
+
+
+def _read_blood_pressure_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    reading.vitals.update(_read_blood_pressure(res, path))
+
+
+def _read_vital_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    vs = next((v for v in VITAL_SIGNS if v.part == part), None)
+    if vs is None:
+        raise InvalidInput(f"{path}: unknown vital sign part")
+    value = require(require(res, "valueQuantity", path), "value", path + ".valueQuantity")
+    reading.vitals[vs.field] = int(value) if vs.is_int else float(value)
+
+
+def _read_medication_part(reading: _Reading, part: str, res: JSON, path: str) -> None:
+    index = _index(part, MEDICATION_PREFIX, path)
+    reading.medications.append((index, administration_to_medication_taken(res)))
+
+
+_EXACT_READERS: dict[str, Reader] = {
+    MG_ADL_PART: _read_mg_adl_part,
+    MG_ADL_RESPONSE_PART: _read_mg_adl_response_part,
+    BLOOD_PRESSURE_PART: _read_blood_pressure_part,
+    **{item.part: _value_reader(item) for item in VALUE_ITEMS},
+}
+_PREFIX_READERS: tuple[tuple[str, Reader], ...] = (
+    (SYMPTOM_PREFIX, _read_symptom_part),
+    ("vital-", _read_vital_part),
+    (MEDICATION_PREFIX, _read_medication_part),
+)
 
 
 def _recorded_at(parts: dict[str, JSON]) -> datetime:

@@ -29,3 +29,7 @@ class InvalidResource(MappingError):
 
 class InvalidInput(MappingError):
     """A FHIR resource given to us to map back is structurally invalid (names the path)."""
+
+
+class InvalidRecordJson(MappingError):
+    """Stored JSON of a record that does not read back as one (names the kind, not the data)."""

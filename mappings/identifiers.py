@@ -22,13 +22,14 @@ from typing import Any
 
 from mappings.context import MappingContext
 from mappings.errors import NotOurResource
-from mappings.records import DiaryEntry, InfusionRecord
+from mappings.records import Record, RecordKind, record_id
 
 SYSTEM_PREFIX = "https://diarybridge.dev/fhir/sid/"
 
-DIARY_ENTRY = "diary-entry"
-INFUSION = "infusion"
-KINDS: tuple[str, ...] = (DIARY_ENTRY, INFUSION)
+# The kind segment is RecordKind's value; these names stay for the mappings that use them.
+DIARY_ENTRY = RecordKind.DIARY_ENTRY
+INFUSION = RecordKind.INFUSION
+KINDS: tuple[str, ...] = tuple(RecordKind)
 PATIENT_SCOPE = "patient"  # first segment of a value whose record id is per patient
 _TOKEN_LENGTH = 32  # hex digits of sha256: 128 bits, as unlikely to collide as the uuid5 ids
 
@@ -99,9 +100,9 @@ def resource_id(
     return key_resource_id(business_key(ctx_or_namespace, kind, source_id, part))
 
 
-def record_key(record: DiaryEntry | InfusionRecord) -> str:
+def record_key(record: Record) -> str:
     """The app's own id of a record."""
-    return record.entry_id if isinstance(record, DiaryEntry) else record.infusion_id
+    return record_id(record)
 
 
 def parse_identifier(system: str, value: str) -> BusinessKey | None:

@@ -4,6 +4,7 @@ infusion as its suspected cause)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mappings import code_tables, versions
@@ -43,7 +44,6 @@ from mappings.records import (
     AdverseReaction,
     InfusionRecord,
     InfusionStatus,
-    MedicationTaken,
     Performer,
     Product,
     RateStep,
@@ -277,29 +277,8 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
     if ma is None:
         raise InvalidInput(f"infusion {key.source_id}: the MedicationAdministration is missing")
     path = "MedicationAdministration"
-    premeds: list[tuple[int, MedicationTaken]] = []
-    reactions: list[tuple[int, AdverseReaction]] = []
-    steps: list[tuple[int, RateStep]] = []
-    adverse_event = None
-    for part, res in parts.items():
-        if part.startswith(PREMEDICATION_PREFIX):
-            premeds.append(
-                (_index(part, PREMEDICATION_PREFIX), administration_to_medication_taken(res))
-            )
-        elif part.startswith(REACTION_PREFIX):
-            reactions.append((_index(part, REACTION_PREFIX), _read_reaction(res)))
-        elif part.startswith(RATE_STEP_PREFIX):
-            steps.append((_index(part, RATE_STEP_PREFIX), _read_rate_step(res)))
-        elif part == ADVERSE_EVENT:
-            adverse_event = res
-        elif part != ADMINISTRATION:
-            raise InvalidInput(f"infusion {key.source_id}: unknown part {part}")
-    occurrence = versions.get_occurrence(ma)
-    if not isinstance(occurrence, dict):
-        raise InvalidInput(f"{path}: expected an effective/occurence Period")
-    status = STATUS_BACK.get(str(require(ma, "status", path)))
-    if status is None:
-        raise InvalidInput(f"{path}.status: {ma.get('status')} is not one we map")
+    listed, adverse_event = _numbered_parts(key, parts)
+    occurrence, status = _occurrence_and_status(ma, path)
     dosage = require(ma, "dosage", path)
     end = occurrence.get("end")
     if adverse_event is not None:
@@ -315,18 +294,50 @@ def resources_to_infusion_record(key: BusinessKey, parts: dict[str, JSON]) -> In
         lot_number=_read_lot(ma),
         dosing_weight_kg=_ext_quantity(ma, EXT_DOSING_WEIGHT),
         volume_ml=_ext_quantity(ma, EXT_INFUSED_VOLUME),
-        rate_steps=tuple(s for _, s in sorted(steps, key=lambda i_s: i_s[0]))
-        or _read_legacy_rate_steps(ma),
+        rate_steps=listed[RATE_STEP_PREFIX] or _read_legacy_rate_steps(ma),
         route=_read_coded(dosage.get("route"), "snomed", "route", Route, path + ".dosage.route"),
         access=_read_access(ma),
         setting=_read_setting(ma),
         status_reason=_read_status_reason(ma),
-        premedications=tuple(p for _, p in sorted(premeds, key=lambda ip: ip[0])),
+        premedications=listed[PREMEDICATION_PREFIX],
         reason=_read_reason(ma),
         performer=_read_performer(ma),
-        adverse_reactions=tuple(r for _, r in sorted(reactions, key=lambda ir: ir[0])),
+        adverse_reactions=listed[REACTION_PREFIX],
         note=_read_note(ma),
     )
+
+
+def _numbered_parts(
+    key: BusinessKey, parts: dict[str, JSON]
+) -> tuple[dict[str, tuple[Any, ...]], JSON | None]:
+    """The numbered parts (premedications, reactions, rate steps) by prefix, each in index
+    order, and the AdverseEvent if there is one; an unknown part is an error."""
+    found: dict[str, list[tuple[int, Any]]] = {prefix: [] for prefix, _ in NUMBERED_PARTS}
+    adverse_event = None
+    for part, res in parts.items():
+        numbered = next(((p, read) for p, read in NUMBERED_PARTS if part.startswith(p)), None)
+        if numbered is not None:
+            prefix, read = numbered
+            found[prefix].append((_index(part, prefix), read(res)))
+        elif part == ADVERSE_EVENT:
+            adverse_event = res
+        elif part != ADMINISTRATION:
+            raise InvalidInput(f"infusion {key.source_id}: unknown part {part}")
+    listed = {
+        prefix: tuple(value for _, value in sorted(values, key=lambda iv: iv[0]))
+        for prefix, values in found.items()
+    }
+    return listed, adverse_event
+
+
+def _occurrence_and_status(ma: JSON, path: str) -> tuple[JSON, InfusionStatus]:
+    occurrence = versions.get_occurrence(ma)
+    if not isinstance(occurrence, dict):
+        raise InvalidInput(f"{path}: expected an effective/occurence Period")
+    status = STATUS_BACK.get(str(require(ma, "status", path)))
+    if status is None:
+        raise InvalidInput(f"{path}.status: {ma.get('status')} is not one we map")
+    return occurrence, status
 
 
 def _index(part: str, prefix: str) -> int:
@@ -467,3 +478,11 @@ def _read_note(ma: JSON) -> str | None:
         if "text" in note:
             return str(note["text"])
     return None
+
+
+# The numbered parts of an infusion: identifier part prefix -> how one is read back.
+NUMBERED_PARTS: tuple[tuple[str, Callable[[JSON], Any]], ...] = (
+    (PREMEDICATION_PREFIX, administration_to_medication_taken),
+    (REACTION_PREFIX, _read_reaction),
+    (RATE_STEP_PREFIX, _read_rate_step),
+)

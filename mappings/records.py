@@ -254,3 +254,46 @@ class InfusionRecord:
 
 
 Record = DiaryEntry | InfusionRecord
+
+# What every record maps to; an infusion adds AdverseEvents that only repeat its symptom
+# Observations (mappings/README), so a server may do without them.
+CORE_RESOURCE_TYPES: tuple[str, ...] = ("Observation", "MedicationAdministration")
+DERIVED_RESOURCE_TYPES: tuple[str, ...] = ("AdverseEvent",)
+
+
+class RecordKind(StrEnum):
+    """Our two input formats: the one name each goes by in identifiers, the ledger and the API.
+
+    The value is also the kind segment of our business identifiers (mappings/identifiers.py).
+    """
+
+    DIARY_ENTRY = "diary-entry"
+    INFUSION = "infusion"
+
+    @property
+    def id_field(self) -> str:
+        """The field of the JSON format (and of the record) that holds the app's own id."""
+        return "entry_id" if self is RecordKind.DIARY_ENTRY else "infusion_id"
+
+    @property
+    def resource_types(self) -> tuple[str, ...]:
+        """The FHIR resource types a record of this kind is stored as on a server."""
+        if self is RecordKind.DIARY_ENTRY:
+            return CORE_RESOURCE_TYPES
+        return CORE_RESOURCE_TYPES + DERIVED_RESOURCE_TYPES
+
+    @staticmethod
+    def of(record: Record) -> RecordKind:
+        """The kind of a record."""
+        return RecordKind.INFUSION if isinstance(record, InfusionRecord) else RecordKind.DIARY_ENTRY
+
+    @staticmethod
+    def of_json(item: object) -> RecordKind:
+        """The kind a JSON object of ours looks like (an infusion carries infusion_id)."""
+        is_infusion = isinstance(item, dict) and RecordKind.INFUSION.id_field in item
+        return RecordKind.INFUSION if is_infusion else RecordKind.DIARY_ENTRY
+
+
+def record_id(record: Record) -> str:
+    """The app's own id of a record."""
+    return record.entry_id if isinstance(record, DiaryEntry) else record.infusion_id

@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 import mappings
 from mappings import canonical
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from service import json_input
 from service.config import Settings, canonical_base_from_env
 from service.schemas import RecordKind, flatten_messages, load_records
@@ -51,11 +51,7 @@ def _records_from(stream: IO[str]) -> Iterator[tuple[str, Any]]:
 
 
 def _kind(item: Any) -> RecordKind:
-    return (
-        RecordKind.INFUSION
-        if isinstance(item, dict) and "infusion_id" in item
-        else (RecordKind.DIARY_ENTRY)
-    )
+    return RecordKind.of_json(item)
 
 
 def convert_stream(
@@ -186,7 +182,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     ctx = MappingContext(
         app_namespace=args.app,
-        source=f"urn:diarybridge:client:{args.app}",
+        source=client_source(args.app),
         fhir_version=FhirVersion(args.fhir_version),
         mg_adl_questionnaire_response=Settings.from_env().mg_adl_questionnaire_response,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import g
 
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from service import wiring
 from service.api.errors import ApiError
 from service.schemas import RecordKind
@@ -80,7 +80,7 @@ def mapping_context(version: FhirVersion) -> MappingContext:
     caller = principal()
     return MappingContext(
         app_namespace=caller.client_id,
-        source=f"urn:diarybridge:client:{caller.client_id}",
+        source=client_source(caller.client_id),
         fhir_version=version,
         patient_scope=caller.patient,
         mg_adl_questionnaire_response=wiring.current().settings.mg_adl_questionnaire_response,

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from mappings.records import CORE_RESOURCE_TYPES
 from service import wiring
 from service.api import audit
 from service.api.context import patient_reference, require_patient_read
@@ -61,7 +62,7 @@ def report(patient: str) -> Response:
     """The patient's MG-ADL and chosen ratings over time, infusions and reactions marked."""
     reference = patient_reference(patient)
     # The page shows infusions too: the caller must be allowed to read those as well.
-    require_patient_read(reference, "Observation", "MedicationAdministration")
+    require_patient_read(reference, *CORE_RESOURCE_TYPES)
     query = ReportQuerySchema().load(request.args.to_dict())
     if query["since"] and query["until"] and query["until"] <= query["since"]:
         raise ValidationError({"until": ["must be after since"]})

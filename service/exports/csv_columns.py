@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from mappings.items import DIARY_ITEMS, DiaryItem, Shape
 from mappings.records import (
     MG_ADL_ITEMS,
     VITAL_FIELDS,
@@ -68,28 +69,47 @@ def _hours(record: InfusionRecord) -> float | None:
 
 VITALS = VITAL_FIELDS  # one list of vital signs, for the columns we write and read
 
+
+def _value_columns(item: DiaryItem) -> tuple[Column, ...]:
+    name = item.field
+    if item.csv_export_column != name:  # free text: only whether there was some
+        return ((item.csv_export_column, item.describe, lambda e: getattr(e, name) is not None),)
+    return ((name, item.describe, lambda e: getattr(e, name)),)
+
+
+# The columns of each structured diary item; a VALUE item's column comes from its row.
+STRUCTURED_COLUMNS: dict[Shape, tuple[Column, ...]] = {
+    Shape.MG_ADL: (
+        *((f"mg_adl_{i}", f"MG-ADL item {i}, 0-3", _mg_adl_item(i)) for i in MG_ADL_ITEMS),
+        ("mg_adl_total", "MG-ADL total 0-24", lambda e: e.mg_adl.total if e.mg_adl else None),
+    ),
+    Shape.SYMPTOMS: tuple(
+        (f"symptom_{s.value}", f"severity of {s.value}: mild|moderate|severe", _symptom(s))
+        for s in Symptom
+    ),
+    Shape.VITALS: tuple((name, f"vital sign {name}", _vital(name)) for name in VITALS),
+    Shape.MEDICATIONS: (
+        ("medications", "number of medication doses taken", lambda e: len(e.medications)),
+        (
+            "medication_names",
+            "names of the medications taken, '; '-separated",
+            lambda e: "; ".join(m.name for m in e.medications) or None,
+        ),
+    ),
+}
+
+
+def _item_columns(item: DiaryItem) -> tuple[Column, ...]:
+    if item.shape is Shape.VALUE:
+        return _value_columns(item)
+    return STRUCTURED_COLUMNS[item.shape]
+
+
 DIARY_COLUMNS: tuple[Column, ...] = (
     ("entry_id", "the diary app's id of the entry", lambda e: e.entry_id),
     ("patient", "Patient/<id> or identifier system|value", lambda e: _patient(e.patient)),
     ("recorded_at", "when the entry was recorded", lambda e: _time(e.recorded_at)),
-    *((f"mg_adl_{item}", f"MG-ADL item {item}, 0-3", _mg_adl_item(item)) for item in MG_ADL_ITEMS),
-    ("mg_adl_total", "MG-ADL total 0-24", lambda e: e.mg_adl.total if e.mg_adl else None),
-    ("fatigue", "fatigue 0-10", lambda e: e.fatigue),
-    ("muscle_weakness", "overall muscle weakness 0-10", lambda e: e.muscle_weakness),
-    *(
-        (f"symptom_{s.value}", f"severity of {s.value}: mild|moderate|severe", _symptom(s))
-        for s in Symptom
-    ),
-    *((name, f"vital sign {name}", _vital(name)) for name in VITALS),
-    ("flare_up", "patient reported a flare-up: true|false", lambda e: e.flare_up),
-    ("fluids_ml", "fluids drunk in ml", lambda e: e.fluids_ml),
-    ("medications", "number of medication doses taken", lambda e: len(e.medications)),
-    (
-        "medication_names",
-        "names of the medications taken, '; '-separated",
-        lambda e: "; ".join(m.name for m in e.medications) or None,
-    ),
-    ("has_note", "whether the entry had a free-text note", lambda e: e.note is not None),
+    *(column for item in DIARY_ITEMS for column in _item_columns(item)),
 )
 
 INFUSION_COLUMNS: tuple[Column, ...] = (

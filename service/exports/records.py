@@ -20,17 +20,17 @@ from typing import Any
 import mappings
 from mappings.errors import MappingError, NotOurResource
 from mappings.identifiers import resource_business_key
-from mappings.records import DiaryEntry, Record
+from mappings.record_json import record_to_json
+from mappings.records import Record, RecordKind
 from service.exports.csv_columns import DIARY_COLUMNS, INFUSION_COLUMNS, header, row
 from service.exports.ndjson import TypeFiles, dumps
 from service.fhir_client.references import normalise_references
-from service.schemas import dump_record
 from service.sync.pull import retracted
 
 log = logging.getLogger(__name__)
 
 INSERT_BATCH = 5000
-DIARY, INFUSION = "diary-entry", "infusion"
+DIARY, INFUSION = RecordKind.DIARY_ENTRY.value, RecordKind.INFUSION.value
 FILE_NAMES = {DIARY: "diary-entries", INFUSION: "infusions"}
 
 
@@ -144,7 +144,7 @@ def records_from(
 
 
 def _kind(record: Record) -> str:
-    return DIARY if isinstance(record, DiaryEntry) else INFUSION
+    return RecordKind.of(record).value
 
 
 def _csv_line(values: list[Any]) -> str:
@@ -181,7 +181,7 @@ def write_records(
                 out.handle(name).write(_csv_line(header(columns[kind])) + "\n")
             out.write(name, _csv_line(row(columns[kind], record)))
         else:
-            out.write(name, dumps(dump_record(record)))
+            out.write(name, dumps(record_to_json(record)))
         counts.records[kind] += 1
         total = sum(counts.records.values())
         if total % 1000 == 0:

@@ -8,15 +8,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from mappings.records import CORE_RESOURCE_TYPES, DERIVED_RESOURCE_TYPES, RecordKind
 from service.schemas import range_problem
 
 # The types our mappings produce; an export of anything else is not ours to offer.
-EXPORTABLE_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+EXPORTABLE_TYPES = RecordKind.INFUSION.resource_types  # every type a record is stored as
 # An infusion's AdverseEvent only repeats what its symptom Observations hold (as in a pull): a
 # server that cannot search it (SEKMET lists none and answers 400) leaves its file empty.
-DERIVED_TYPES = ("AdverseEvent",)
+DERIVED_TYPES = DERIVED_RESOURCE_TYPES
 # What records and CSV are built from: a record spans these; its AdverseEvent adds nothing.
-RECORD_SOURCE_TYPES = ("Observation", "MedicationAdministration")
+RECORD_SOURCE_TYPES = CORE_RESOURCE_TYPES
 
 
 class ExportFormat(StrEnum):

@@ -61,8 +61,19 @@ from .errors import (
     UnsupportedServerVersion,
     error_for_status,
 )
-from .limits import ServerLimits, forget_limits, limits_for
+from .interactions import (
+    ConditionalCreate,
+    ConditionalUpdate,
+    Update,
+    Write,
+    bundle_entry,
+    token,
+    weak_etag,
+)
+from .limits import NO_LIMITS, Limits, ServerLimits, forget_limits, limits_for
 from .outcome import OperationOutcome, OutcomeIssue, clean_diagnostics, parse_operation_outcome
+from .profile import ReferenceStyle, ServerProfile
+from .quirks import KNOWN_SERVERS, ServerQuirk, known_limits
 from .references import (
     foreign_references,
     is_absolute,
@@ -75,6 +86,8 @@ from .results import EntryResult, WriteResult
 from .retry import NO_RETRY, RetryPolicy
 
 __all__ = [
+    "KNOWN_SERVERS",
+    "NO_LIMITS",
     "NO_RETRY",
     "AuthConfig",
     "AuthenticationError",
@@ -91,6 +104,8 @@ __all__ = [
     "BulkStatus",
     "CircuitBreaker",
     "CircuitOpen",
+    "ConditionalCreate",
+    "ConditionalUpdate",
     "Conflict",
     "EntryResult",
     "FhirClient",
@@ -101,6 +116,7 @@ __all__ = [
     "Forbidden",
     "Gone",
     "InvalidServerResponse",
+    "Limits",
     "MethodNotAllowed",
     "NotFound",
     "NotSent",
@@ -109,21 +125,27 @@ __all__ = [
     "PagingLoop",
     "PreconditionFailed",
     "PushStrategy",
+    "ReferenceStyle",
     "RefreshableAuth",
     "ResourceCapability",
     "RetryPolicy",
     "ServerCapabilities",
     "ServerError",
     "ServerLimits",
+    "ServerProfile",
+    "ServerQuirk",
     "SmartBackendAuth",
     "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",
     "UnsupportedServerCapability",
     "UnsupportedServerVersion",
+    "Update",
+    "Write",
     "WriteResult",
     "build_auth",
     "build_client",
+    "bundle_entry",
     "bundle_is_idempotent",
     "check_status",
     "choose_push_strategy",
@@ -137,6 +159,7 @@ __all__ = [
     "is_absolute",
     "is_foreign_reference",
     "kick_off",
+    "known_limits",
     "limits_for",
     "local_reference",
     "normalise_references",
@@ -146,5 +169,7 @@ __all__ = [
     "relative_reference",
     "release_for_version",
     "time_budget",
+    "token",
     "wait_for_manifest",
+    "weak_etag",
 ]

@@ -112,6 +112,19 @@ def export_path(patient: str | None, group: str | None = None) -> str:
     return "Patient/$export" if patient is not None else "$export"
 
 
+# The kick-off's parameters as a Parameters resource carries them.
+_PARAMETER_TYPE = {"_outputFormat": "valueString", "_type": "valueString", "_since": "valueInstant"}
+
+
+def _patient_parameters(params: list[tuple[str, str]], patient: str) -> dict[str, Any]:
+    """The kick-off parameters and the patient, as the POST to Patient/$export sends them."""
+    parameter: list[dict[str, Any]] = [
+        {"name": name, _PARAMETER_TYPE[name]: value} for name, value in params
+    ]
+    parameter.append({"name": "patient", "valueReference": {"reference": patient}})
+    return {"resourceType": "Parameters", "parameter": parameter}
+
+
 def kick_off(
     fhir: FhirClient,
     *,
@@ -131,25 +144,17 @@ def kick_off(
     prefer = "respond-async, handling=strict" if strict else "respond-async"
     headers = {"Accept": FHIR_JSON, "Prefer": prefer}
     url = f"{fhir.base_url}/{export_path(patient)}"
+    params: list[tuple[str, str]] = [("_outputFormat", output_format)]
+    if types:
+        params.append(("_type", ",".join(types)))
+    if since is not None:
+        params.append(("_since", since))
     try:
         if patient is not None:
-            parameter: list[dict[str, Any]] = [
-                {"name": "_outputFormat", "valueString": output_format}
-            ]
-            if types:
-                parameter.append({"name": "_type", "valueString": ",".join(types)})
-            if since is not None:
-                parameter.append({"name": "_since", "valueInstant": since})
-            parameter.append({"name": "patient", "valueReference": {"reference": patient}})
-            body = {"resourceType": "Parameters", "parameter": parameter}
+            body = _patient_parameters(params, patient)
             # A repeated POST would start a second job on the server: never retried.
             response = fhir.send("POST", url, body=body, headers=headers, idempotent=False)
         else:
-            params: list[tuple[str, str]] = [("_outputFormat", output_format)]
-            if types:
-                params.append(("_type", ",".join(types)))
-            if since is not None:
-                params.append(("_since", since))
             response = fhir.send("GET", url, params=params, headers=headers)
     except FhirServerError as exc:
         if exc.status in REFUSED_AT_KICK_OFF:

@@ -132,18 +132,6 @@ def parse_capability_statement(data: Any) -> ServerCapabilities:
     rest: Mapping[str, Any] = next(
         (r for r in rest_list if isinstance(r, Mapping) and r.get("mode") == "server"), {}
     )
-    resources: dict[str, ResourceCapability] = {}
-    for raw in _list(rest.get("resource")):
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("type"), str):
-            continue
-        resources[raw["type"]] = ResourceCapability(
-            type=raw["type"],
-            interactions=_codes(raw.get("interaction"), "code"),
-            update_create=raw.get("updateCreate") is True,
-            conditional_create=raw.get("conditionalCreate") is True,
-            conditional_update=raw.get("conditionalUpdate") is True,
-            operations=_operation_names(raw.get("operation")),
-        )
     software = data.get("software")
     if not isinstance(software, Mapping):
         software = {}
@@ -154,8 +142,24 @@ def parse_capability_statement(data: Any) -> ServerCapabilities:
         software_version=_str(software.get("version")),
         system_interactions=_codes(rest.get("interaction"), "code"),
         system_operations=_operation_names(rest.get("operation")),
-        resources=resources,
+        resources=_resources(rest),
     )
+
+
+def _resources(rest: Mapping[str, Any]) -> dict[str, ResourceCapability]:
+    """rest.resource by type (entries without a type are skipped)."""
+    return {
+        raw["type"]: ResourceCapability(
+            type=raw["type"],
+            interactions=_codes(raw.get("interaction"), "code"),
+            update_create=raw.get("updateCreate") is True,
+            conditional_create=raw.get("conditionalCreate") is True,
+            conditional_update=raw.get("conditionalUpdate") is True,
+            operations=_operation_names(raw.get("operation")),
+        )
+        for raw in _list(rest.get("resource"))
+        if isinstance(raw, Mapping) and isinstance(raw.get("type"), str)
+    }
 
 
 @dataclass(frozen=True)
@@ -209,9 +213,10 @@ def choose_push_strategy(caps: ServerCapabilities, resource_types: Iterable[str]
             f"server supports neither updateCreate, conditionalUpdate nor conditionalCreate "
             f"for every type ({detail})"
         )
+    return PushStrategy(method=method, transport=_transport(caps))
+
+
+def _transport(caps: ServerCapabilities) -> Transport:
     # transaction: all-or-nothing and one round trip (an infusion's resources land together);
     # batch: one round trip, per-entry results, not atomic; single: works on every server.
-    transport: Transport = (
-        "transaction" if caps.transaction else "batch" if caps.batch else "single"
-    )
-    return PushStrategy(method=method, transport=transport)
+    return "transaction" if caps.transaction else "batch" if caps.batch else "single"

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -30,9 +31,11 @@ from .errors import (
     NotSent,
     error_for_status,
 )
-from .limits import ServerLimits, limits_for
+from .interactions import ConditionalCreate, ConditionalUpdate, Update, Write, weak_etag
+from .limits import NO_LIMITS, Limits, ServerLimits, limits_for
 from .outcome import parse_operation_outcome
-from .references import Json, local_reference, normalise_references
+from .profile import ReferenceStyle, ServerProfile
+from .references import Json
 from .results import EntryResult, WriteResult, parse_bundle_response, write_result
 from .retry import RetryPolicy
 from .search import (
@@ -101,11 +104,6 @@ def _query(params: Params) -> str:
     return urlencode(param_items(params))
 
 
-def _if_match(version: str) -> str:
-    # Servers compare weak ETags; accept both a bare version id and a full ETag.
-    return version if version.startswith(('W/"', '"')) else f'W/"{version}"'
-
-
 def bundle_is_idempotent(bundle: Mapping[str, Any]) -> bool:
     """True when replaying the Bundle cannot duplicate data: every entry PUT/DELETE/GET or
     a conditional POST (ifNoneExist)."""
@@ -130,6 +128,24 @@ def _within_budget(delay: float | None) -> float | None:
     return delay if delay < left else None
 
 
+@dataclass
+class _Call:
+    """One request as it goes through its attempts."""
+
+    method: str
+    url: str
+    path: str  # loggable: no query values
+    params: Params | None
+    data: bytes | None
+    headers: dict[str, str]
+    idempotent: bool
+    stream: bool
+    authenticate: bool
+    started: float
+    attempt: int = 0
+    refreshed: bool = False
+
+
 class FhirClient:
     """A FHIR REST client for one server: interactions named as in the spec, JSON in and out."""
 
@@ -147,11 +163,14 @@ class FhirClient:
         user_agent: str = DEFAULT_USER_AGENT,
         request_id_header: str = "X-Request-ID",
         breaker: CircuitBreaker | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("FHIR base URL must be an absolute http(s) URL")
         self.base_url = base_url.rstrip("/")
+        self.references = ReferenceStyle(self.base_url)
+        self.configured_limits = limits  # what our configuration allows per request
         self._auth = auth
         self._timeout = timeout
         self._verify = verify
@@ -180,6 +199,12 @@ class FhirClient:
     def limits(self) -> ServerLimits:
         """What this server's limits turned out to be, shared by every client of its base URL."""
         return limits_for(self.base_url)
+
+    def profile(self) -> ServerProfile:
+        """What we know of this server: capabilities (read once), limits, reference style."""
+        return ServerProfile(
+            self.capabilities(), self.references, self.configured_limits, self.limits
+        )
 
     def close(self) -> None:
         """Close the session if this client created it."""
@@ -275,7 +300,7 @@ class FhirClient:
             raise ValueError("update needs a resource with an id")
         extra = dict(headers or {})
         if if_match is not None:
-            extra["If-Match"] = _if_match(if_match)
+            extra["If-Match"] = weak_etag(if_match)  # servers compare weak ETags
         return self._write(
             "PUT",
             f"{self.base_url}/{resource_type}/{quote(_check_id(resource_id))}",
@@ -303,6 +328,18 @@ class FhirClient:
             request_id=request_id,
             idempotent=True,
         )
+
+    def write(self, interaction: Write, *, request_id: str | None = None) -> WriteResult:
+        """A typed write interaction as a single request."""
+        resource = interaction.resource
+        if isinstance(interaction, ConditionalCreate):
+            return self.create(
+                resource, if_none_exist=interaction.if_none_exist, request_id=request_id
+            )
+        if isinstance(interaction, ConditionalUpdate):
+            return self.conditional_update(resource, interaction.query, request_id=request_id)
+        assert isinstance(interaction, Update)
+        return self.update(resource, if_match=interaction.if_match, request_id=request_id)
 
     def delete(
         self,
@@ -536,10 +573,10 @@ class FhirClient:
 
     def _local(self, data: Json) -> Json:
         """References under this server's base made relative, as every caller compares them."""
-        return normalise_references(data, self.base_url)
+        return self.references.normalise(data)
 
     def _warn_foreign_locations(self, what: str, locations: list[str | None]) -> None:
-        foreign = sum(1 for loc in locations if loc and local_reference(loc, self.base_url) is None)
+        foreign = sum(1 for loc in locations if loc and self.references.local(loc) is None)
         if foreign:
             # Not followed: the id then comes from the returned resource, if any.
             log.warning("fhir %s: %d location(s) under another base URL ignored", what, foreign)
@@ -617,105 +654,154 @@ class FhirClient:
         authenticate: bool = True,
     ) -> requests.Response:
         """Send with retries (idempotent only), one token refresh on 401; raise typed errors."""
-        if idempotent is None:
-            idempotent = method in _IDEMPOTENT_METHODS
         # Serialised once, so every retry sends the same bytes.
         data = (
             json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
             if body is not None
             else None
         )
-        send_headers = self._headers(headers, request_id, data is not None)
-        path = self._path(url, params)
-        policy = self._retry
-        started = policy.clock()
-        attempt = 0
-        refreshed = False
+        call = _Call(
+            method=method,
+            url=url,
+            path=self._path(url, params),
+            params=params,
+            data=data,
+            headers=self._headers(headers, request_id, data is not None),
+            idempotent=method in _IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            stream=stream,
+            authenticate=authenticate,
+            started=self._retry.clock(),
+        )
         while True:
-            attempt += 1
-            refusal = self._refusal(method, path)
-            if refusal is not None:
-                if attempt == 1:
-                    raise refusal
-                raise FhirTransportError(
-                    f"{method} {path}: gave up after {attempt - 1} attempt(s): {refusal}"
-                )
-            sent_at = policy.clock()
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=send_headers,
-                    auth=self._auth if authenticate else None,
-                    timeout=self._timeout_now(),
-                    verify=self._verify,
-                    cert=self._cert,
-                    # A redirected POST/PUT would silently become a GET; only reads may follow.
-                    allow_redirects=method == "GET",
-                    stream=stream,
-                )
-            except _TRANSIENT as exc:
-                if self.breaker is not None:
-                    self.breaker.failed()
-                elapsed = policy.clock() - started
-                delay = policy.next_delay(attempt, elapsed) if idempotent else None
-                delay = _within_budget(delay)
-                log.warning(
-                    "fhir %s %s failed: %s (attempt %d%s)",
-                    method,
-                    path,
-                    type(exc).__name__,
-                    attempt,
-                    f", retry in {delay:.2f} s" if delay is not None else ", giving up",
-                )
-                if delay is None:
-                    raise FhirTransportError(
-                        f"{method} {path}: {type(exc).__name__} after {attempt} attempt(s)"
-                    ) from exc
-                policy.sleep(delay)
-                continue
-            except requests.RequestException as exc:
-                raise FhirTransportError(f"{method} {path}: {type(exc).__name__}") from exc
-            status = response.status_code
-            if self.breaker is not None:
-                # An answer, even an error, shows the server alive; a 5xx counts as failing.
-                if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-                    self.breaker.failed()
-                else:
-                    self.breaker.succeeded()
-            duration_ms = (policy.clock() - sent_at) * 1000
-            level = logging.DEBUG if status < HTTPStatus.BAD_REQUEST else logging.INFO
-            log.log(level, "fhir %s %s -> %d in %.0f ms", method, path, status, duration_ms)
-            if (
-                status == HTTPStatus.UNAUTHORIZED
-                and authenticate
-                and not refreshed
-                and isinstance(self._auth, RefreshableAuth)
-            ):
-                # A 401 means the request was not processed, so one resend is safe for any method.
-                refreshed = True
-                attempt -= 1
-                self._auth.invalidate()
-                response.close()
-                continue
-            if idempotent and status in policy.retry_statuses:
-                retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
-                delay = policy.next_delay(attempt, policy.clock() - started, retry_after)
-                delay = _within_budget(delay)
-                if delay is not None:
-                    log.warning(
-                        "fhir %s %s -> %d, retry %d in %.2f s", method, path, status, attempt, delay
-                    )
-                    response.close()
-                    policy.sleep(delay)
-                    continue
-            if status >= HTTPStatus.BAD_REQUEST:
-                raise self._error(method, path, response)
-            if status >= HTTPStatus.MULTIPLE_CHOICES:
-                raise InvalidServerResponse(f"{method} {path} -> unexpected {status}")
-            return response
+            call.attempt += 1
+            self._raise_refusal(call)
+            response = self._send_once(call)
+            if response is not None and not self._resend(call, response):
+                return self._checked(call, response)
+
+    def _raise_refusal(self, call: _Call) -> None:
+        """Raise when the next attempt must not be sent (budget spent, circuit open)."""
+        refusal = self._refusal(call.method, call.path)
+        if refusal is None:
+            return
+        if call.attempt == 1:
+            raise refusal
+        raise FhirTransportError(
+            f"{call.method} {call.path}: gave up after {call.attempt - 1} attempt(s): {refusal}"
+        )
+
+    def _send_once(self, call: _Call) -> requests.Response | None:
+        """One attempt; None when it failed in transport and the wait for a retry is over."""
+        sent_at = self._retry.clock()
+        try:
+            response = self._session.request(
+                call.method,
+                call.url,
+                params=call.params,
+                data=call.data,
+                headers=call.headers,
+                auth=self._auth if call.authenticate else None,
+                timeout=self._timeout_now(),
+                verify=self._verify,
+                cert=self._cert,
+                # A redirected POST/PUT would silently become a GET; only reads may follow.
+                allow_redirects=call.method == "GET",
+                stream=call.stream,
+            )
+        except _TRANSIENT as exc:
+            self._transport_failed(call, exc)
+            return None
+        except requests.RequestException as exc:
+            raise FhirTransportError(f"{call.method} {call.path}: {type(exc).__name__}") from exc
+        self._answered(call, response, sent_at)
+        return response
+
+    def _transport_failed(self, call: _Call, exc: Exception) -> None:
+        """Wait for the next attempt, or raise when there is none."""
+        if self.breaker is not None:
+            self.breaker.failed()
+        policy = self._retry
+        elapsed = policy.clock() - call.started
+        delay = _within_budget(
+            policy.next_delay(call.attempt, elapsed) if call.idempotent else None
+        )
+        log.warning(
+            "fhir %s %s failed: %s (attempt %d%s)",
+            call.method,
+            call.path,
+            type(exc).__name__,
+            call.attempt,
+            f", retry in {delay:.2f} s" if delay is not None else ", giving up",
+        )
+        if delay is None:
+            raise FhirTransportError(
+                f"{call.method} {call.path}: {type(exc).__name__} after {call.attempt} attempt(s)"
+            ) from exc
+        policy.sleep(delay)
+
+    def _answered(self, call: _Call, response: requests.Response, sent_at: float) -> None:
+        """Tell the breaker and the log that the server answered."""
+        status = response.status_code
+        if self.breaker is not None:
+            # An answer, even an error, shows the server alive; a 5xx counts as failing.
+            if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                self.breaker.failed()
+            else:
+                self.breaker.succeeded()
+        duration_ms = (self._retry.clock() - sent_at) * 1000
+        level = logging.DEBUG if status < HTTPStatus.BAD_REQUEST else logging.INFO
+        log.log(level, "fhir %s %s -> %d in %.0f ms", call.method, call.path, status, duration_ms)
+
+    def _resend(self, call: _Call, response: requests.Response) -> bool:
+        """Whether to send again: once with a fresh token, or after a status worth a retry."""
+        return self._refreshed_token(call, response) or self._waited_for_retry(call, response)
+
+    def _refreshed_token(self, call: _Call, response: requests.Response) -> bool:
+        if (
+            response.status_code != HTTPStatus.UNAUTHORIZED
+            or not call.authenticate
+            or call.refreshed
+            or not isinstance(self._auth, RefreshableAuth)
+        ):
+            return False
+        # A 401 means the request was not processed, so one resend is safe for any method.
+        call.refreshed = True
+        call.attempt -= 1
+        self._auth.invalidate()
+        response.close()
+        return True
+
+    def _waited_for_retry(self, call: _Call, response: requests.Response) -> bool:
+        status = response.status_code
+        policy = self._retry
+        if not call.idempotent or status not in policy.retry_statuses:
+            return False
+        retry_after = policy.parse_retry_after(response.headers.get("Retry-After"))
+        delay = _within_budget(
+            policy.next_delay(call.attempt, policy.clock() - call.started, retry_after)
+        )
+        if delay is None:
+            return False
+        log.warning(
+            "fhir %s %s -> %d, retry %d in %.2f s",
+            call.method,
+            call.path,
+            status,
+            call.attempt,
+            delay,
+        )
+        response.close()
+        policy.sleep(delay)
+        return True
+
+    def _checked(self, call: _Call, response: requests.Response) -> requests.Response:
+        """The response, or the typed error its status stands for."""
+        status = response.status_code
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise self._error(call.method, call.path, response)
+        if status >= HTTPStatus.MULTIPLE_CHOICES:
+            raise InvalidServerResponse(f"{call.method} {call.path} -> unexpected {status}")
+        return response
 
     def _refusal(self, method: str, path: str) -> NotSent | None:
         """Why the next attempt must not be sent (budget spent, circuit open), or None."""

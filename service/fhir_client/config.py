@@ -11,6 +11,7 @@ from requests.auth import AuthBase
 from .auth import BasicAuth, BearerTokenAuth, SigningAlg, SmartBackendAuth
 from .breaker import CircuitBreaker
 from .client import DEFAULT_USER_AGENT, FhirClient
+from .limits import Limits
 from .retry import RetryPolicy
 
 AuthKind = Literal["none", "bearer", "basic", "smart-backend"]
@@ -52,6 +53,8 @@ class FhirClientConfig:
     breaker_cooldown: float = 30.0
     user_agent: str = DEFAULT_USER_AGENT
     request_id_header: str = "X-Request-ID"
+    # What one request may carry, whatever the server takes (its own caps are in its profile).
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def verify(self) -> bool | str:
@@ -112,4 +115,5 @@ def build_client(config: FhirClientConfig, *, retry: RetryPolicy | None = None) 
         breaker=CircuitBreaker(config.breaker_failures, config.breaker_cooldown)
         if config.breaker_failures > 0
         else None,
+        limits=config.limits,
     )

@@ -79,23 +79,21 @@ def parse_operation_outcome(data: Any) -> OperationOutcome | None:
     """Return the OperationOutcome in `data`, or None when it is not one."""
     if not isinstance(data, Mapping) or data.get("resourceType") != "OperationOutcome":
         return None
-    issues: list[OutcomeIssue] = []
-    for raw in data.get("issue") or []:
-        if not isinstance(raw, Mapping):
-            continue
-        details = raw.get("details")
-        details_text = _optional_str(details.get("text")) if isinstance(details, Mapping) else None
-        # R4 still allows the deprecated `location` (XPath); keep FHIRPath `expression` only.
-        code = _optional_str(raw.get("code")) or "unknown"
-        severity = _optional_str(raw.get("severity"))
-        expressions = (clean_diagnostics(e) for e in _strings(raw.get("expression")))
-        issues.append(
-            OutcomeIssue(
-                severity=severity if severity in _SEVERITIES else "error",
-                code=code if code in ISSUE_TYPES else "unknown",
-                diagnostics=_optional_str(raw.get("diagnostics")),
-                details_text=details_text,
-                expression=tuple(e for e in expressions if e)[:_MAX_EXPRESSIONS],
-            )
-        )
+    issues = (_issue(raw) for raw in data.get("issue") or [] if isinstance(raw, Mapping))
     return OperationOutcome(issues=tuple(issues))
+
+
+def _issue(raw: Mapping[str, Any]) -> OutcomeIssue:
+    details = raw.get("details")
+    details_text = _optional_str(details.get("text")) if isinstance(details, Mapping) else None
+    # R4 still allows the deprecated `location` (XPath); keep FHIRPath `expression` only.
+    code = _optional_str(raw.get("code")) or "unknown"
+    severity = _optional_str(raw.get("severity"))
+    expressions = (clean_diagnostics(e) for e in _strings(raw.get("expression")))
+    return OutcomeIssue(
+        severity=severity if severity in _SEVERITIES else "error",
+        code=code if code in ISSUE_TYPES else "unknown",
+        diagnostics=_optional_str(raw.get("diagnostics")),
+        details_text=details_text,
+        expression=tuple(e for e in expressions if e)[:_MAX_EXPRESSIONS],
+    )

@@ -96,6 +96,20 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _returned(body: Any) -> tuple[JsonObject | None, OperationOutcome | None]:
+    """The resource a write returned, or the OperationOutcome it returned instead."""
+    resource = body if isinstance(body, Mapping) and "resourceType" in body else None
+    outcome = parse_operation_outcome(resource)
+    if outcome is not None or resource is None:
+        return None, outcome
+    return dict(resource), None
+
+
+def _meta_version(resource: JsonObject | None) -> str | None:
+    meta = resource.get("meta") if resource is not None else None
+    return _str_or_none(meta.get("versionId")) if isinstance(meta, Mapping) else None
+
+
 def write_result(
     status: int,
     *,
@@ -109,35 +123,23 @@ def write_result(
     `base_url`, a location under another base is not taken for the resource's id."""
     local = location if base_url is None or not location else local_reference(location, base_url)
     loc = parse_location(local)
-    resource = body if isinstance(body, Mapping) and "resourceType" in body else None
-    outcome = parse_operation_outcome(resource)
-    if outcome is not None:
-        resource = None
-    meta = resource.get("meta") if resource is not None else None
-    version_id = loc.version_id or version_from_etag(etag)
-    if version_id is None and isinstance(meta, Mapping):
-        version_id = _str_or_none(meta.get("versionId"))
+    resource, outcome = _returned(body)
+    returned = resource or {}
     return WriteResult(
         status=status,
-        resource_type=loc.resource_type or (resource.get("resourceType") if resource else None),
-        id=loc.id or (_str_or_none(resource.get("id")) if resource else None),
-        version_id=version_id,
+        resource_type=loc.resource_type or returned.get("resourceType"),
+        id=loc.id or _str_or_none(returned.get("id")),
+        version_id=loc.version_id or version_from_etag(etag) or _meta_version(resource),
         etag=etag,
         last_modified=last_modified,
         location=location,
-        resource=dict(resource) if resource is not None else None,
+        resource=resource,
         outcome=outcome,
     )
 
 
-def parse_bundle_response(
-    bundle: Any,
-    *,
-    expected_type: str,
-    expected_entries: int | None = None,
-    base_url: str | None = None,
-) -> list[EntryResult]:
-    """Parse a transaction-/batch-response Bundle into one EntryResult per entry."""
+def _entries(bundle: Any, expected_type: str, expected_entries: int | None) -> list[Any]:
+    """The entries of a transaction-/batch-response Bundle, checked against the request."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         got = bundle.get("resourceType") if isinstance(bundle, Mapping) else type(bundle).__name__
         raise InvalidServerResponse(f"expected a Bundle {expected_type}, got {got!r}")
@@ -153,32 +155,43 @@ def parse_bundle_response(
         raise InvalidServerResponse(
             f"{expected_type} has {len(entries)} entries for {expected_entries} requested"
         )
-    results: list[EntryResult] = []
-    for index, entry in enumerate(entries):
-        response = entry.get("response") if isinstance(entry, Mapping) else None
-        if not isinstance(response, Mapping):
-            raise InvalidServerResponse(f"entry {index} has no response")
-        base = write_result(
-            _status_code(response.get("status"), index),
-            location=_str_or_none(response.get("location")),
-            etag=_str_or_none(response.get("etag")),
-            last_modified=_str_or_none(response.get("lastModified")),
-            body=entry.get("resource"),
-            base_url=base_url,
-        )
-        outcome = parse_operation_outcome(response.get("outcome")) or base.outcome
-        results.append(
-            EntryResult(
-                status=base.status,
-                resource_type=base.resource_type,
-                id=base.id,
-                version_id=base.version_id,
-                etag=base.etag,
-                last_modified=base.last_modified,
-                location=base.location,
-                resource=base.resource,
-                outcome=outcome,
-                index=index,
-            )
-        )
-    return results
+    return entries
+
+
+def _entry_result(entry: Any, index: int, base_url: str | None) -> EntryResult:
+    response = entry.get("response") if isinstance(entry, Mapping) else None
+    if not isinstance(response, Mapping):
+        raise InvalidServerResponse(f"entry {index} has no response")
+    base = write_result(
+        _status_code(response.get("status"), index),
+        location=_str_or_none(response.get("location")),
+        etag=_str_or_none(response.get("etag")),
+        last_modified=_str_or_none(response.get("lastModified")),
+        body=entry.get("resource"),
+        base_url=base_url,
+    )
+    outcome = parse_operation_outcome(response.get("outcome")) or base.outcome
+    return EntryResult(
+        status=base.status,
+        resource_type=base.resource_type,
+        id=base.id,
+        version_id=base.version_id,
+        etag=base.etag,
+        last_modified=base.last_modified,
+        location=base.location,
+        resource=base.resource,
+        outcome=outcome,
+        index=index,
+    )
+
+
+def parse_bundle_response(
+    bundle: Any,
+    *,
+    expected_type: str,
+    expected_entries: int | None = None,
+    base_url: str | None = None,
+) -> list[EntryResult]:
+    """Parse a transaction-/batch-response Bundle into one EntryResult per entry."""
+    entries = _entries(bundle, expected_type, expected_entries)
+    return [_entry_result(entry, index, base_url) for index, entry in enumerate(entries)]

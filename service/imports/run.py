@@ -265,4 +265,7 @@ class Importer:
         return self.summary
 
 
-_KIND_HINT = {KindChoice.DIARY: RecordKind.DIARY_ENTRY.value, KindChoice.INFUSION: "infusion"}
+_KIND_HINT = {
+    KindChoice.DIARY: RecordKind.DIARY_ENTRY.value,
+    KindChoice.INFUSION: RecordKind.INFUSION.value,
+}

@@ -10,26 +10,17 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
+from service.imports.csv_rows import csv_items
+from service.imports.raw import RawItem, TextSource
 from service.schemas import Problem
 
 READ_SIZE = 64 * 1024
 # No record is this long; a syntax error must not make us read the rest of the file into memory.
 MAX_ELEMENT_CHARS = 16 * 1024 * 1024
-
-
-class TextSource(Protocol):
-    """What the readers need of a text stream."""
-
-    def read(self, size: int = -1, /) -> str: ...
-
-    def readline(self, size: int = -1, /) -> str: ...
-
-    def __iter__(self) -> Iterator[str]: ...
 
 
 class SourceFormat(StrEnum):
@@ -38,16 +29,6 @@ class SourceFormat(StrEnum):
     JSON = "json"  # one array of records
     NDJSON = "ndjson"  # one record per line
     CSV = "csv"  # one row per record, one column per item
-
-
-@dataclass(frozen=True)
-class RawItem:
-    """One record as read: a JSON object to validate, or the problems that kept it from one."""
-
-    position: str
-    data: dict[str, Any] | None
-    problems: tuple[Problem, ...] = field(default=())
-    kind: str | None = None  # known from a CSV header; else from the item or --kind
 
 
 class CountingReader(io.RawIOBase):
@@ -183,8 +164,6 @@ def read_items(
     text: IO[str], name: str, kind_hint: str | None = None
 ) -> tuple[SourceFormat, Iterator[RawItem]]:
     """The format of an opened text stream and an iterator over its items."""
-    from service.imports.csv_rows import csv_items
-
     first = _first_char(text)
     fmt = detect_format(name, first)
     if fmt is SourceFormat.JSON:

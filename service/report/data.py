@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from statistics import fmean
 
+from mappings import items
 from mappings.records import DiaryEntry, InfusionRecord, InfusionStatus, Symptom
 from mappings.signals import Signal
 
-RATINGS = ("fatigue", "muscle_weakness")  # the 0-10 ratings of a diary entry
+RATINGS = items.RATINGS  # the 0-10 ratings of a diary entry: the item table's rating series
 DEFAULT_SYMPTOMS = RATINGS
 SEVERITY_SCORE = {"mild": 1, "moderate": 2, "severe": 3}
 # Days before the next infusion start, as [low, high) bins: does the patient wear off?
@@ -340,6 +341,21 @@ def _overlaps(
     return (until is None or start < until) and (since is None or (end or start) >= since)
 
 
+def _severities(entries: Sequence[DiaryEntry], names: Sequence[str]) -> tuple[Series, ...]:
+    # The danger symptoms are drawn in their own panel already.
+    shown = [n for n in names if n not in RATINGS and n not in DANGER_SYMPTOMS]
+    return tuple(severity_series(entries, n) for n in shown)
+
+
+def _reaction_marks(shown: Sequence[InfusionRecord]) -> tuple[ReactionMark, ...]:
+    marks = (
+        ReactionMark(r.onset, r.symptom.value, r.severity.value, i.start)
+        for i in shown
+        for r in i.adverse_reactions
+    )
+    return tuple(sorted(marks, key=lambda m: m.onset))
+
+
 def build_report(
     entries: Sequence[DiaryEntry],
     infusions: Sequence[InfusionRecord],
@@ -352,31 +368,18 @@ def build_report(
     to the next infusion are right at the window's end too."""
     entries = sorted(entries, key=lambda e: e.recorded_at)
     shown = [i for i in given_infusions(infusions) if _overlaps(i.start, i.end, since, until)]
-    reactions = sorted(
-        (
-            ReactionMark(r.onset, r.symptom.value, r.severity.value, i.start)
-            for i in shown
-            for r in i.adverse_reactions
-        ),
-        key=lambda m: m.onset,
-    )
     danger = danger_series(entries)
     return ReportData(
         mg_adl=mg_adl_series(entries),
         ratings=tuple(rating_series(entries, n) for n in names if n in RATINGS),
-        # The danger symptoms are drawn in their own panel already.
-        severities=tuple(
-            severity_series(entries, n)
-            for n in names
-            if n not in RATINGS and n not in DANGER_SYMPTOMS
-        ),
+        severities=_severities(entries, names),
         danger=danger,
         danger_rows=danger_rows(danger),
         flare_days=flare_days(entries),
         infusions=tuple(
             InfusionSpan(i.start, i.end, i.status, i.product.brand, i.dose_g) for i in shown
         ),
-        reactions=tuple(reactions),
+        reactions=_reaction_marks(shown),
         cycle=cycle_table(entries, infusions, names),
         entry_count=len(entries),
         since=since,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields as dc_fields
 from typing import Any
 
@@ -19,6 +19,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from mappings import items
 from mappings import records as r
 from service.schemas.times import ClinicalDateTime
 
@@ -195,17 +196,7 @@ class MedicationTakenSchema(StrictSchema):
         return r.MedicationTaken(**data)
 
 
-DIARY_PARTS = (
-    "mg_adl",
-    "fatigue",
-    "muscle_weakness",
-    "symptoms",
-    "vitals",
-    "flare_up",
-    "fluids_ml",
-    "medications",
-    "note",
-)
+DIARY_PARTS = items.DIARY_PARTS  # the parts besides the envelope, from the item table
 
 
 def _unique(key: str, items: list[Any], field_name: str) -> None:
@@ -217,25 +208,45 @@ def _unique(key: str, items: list[Any], field_name: str) -> None:
         seen.add(value)
 
 
-class DiaryEntrySchema(StrictSchema):
-    """One diary entry; at least one part besides the envelope must be present."""
+def _value_field(item: items.DiaryItem) -> fields.Field:
+    """The field of a VALUE item, from its row: type and range."""
+    low, high = item.minimum, item.maximum
+    if item.value_type is items.ValueType.BOOLEAN:
+        return fields.Boolean(load_default=None, truthy={True}, falsy={False})
+    if item.value_type is items.ValueType.STRING and high is not None:
+        return _text(int(high), load_default=None)
+    if item.value_type is items.ValueType.INTEGER and low is not None and high is not None:
+        return _optional_score(int(low), int(high))
+    if item.value_type is items.ValueType.NUMBER and low is not None and high is not None:
+        return _number(low, high, load_default=None)
+    raise ValueError(f"diary item {item.field}: no schema field for its row")
+
+
+# The structured items' fields; every VALUE item's field comes from its row.
+STRUCTURED_FIELDS: dict[items.Shape, Callable[[], fields.Field]] = {
+    items.Shape.MG_ADL: lambda: fields.Nested(MgAdlSchema, load_default=None),
+    items.Shape.SYMPTOMS: lambda: fields.List(
+        fields.Nested(SymptomRatingSchema), load_default=list, validate=validate.Length(max=12)
+    ),
+    items.Shape.VITALS: lambda: fields.Nested(VitalSignsSchema, load_default=None),
+    items.Shape.MEDICATIONS: lambda: fields.List(
+        fields.Nested(MedicationTakenSchema), load_default=list, validate=validate.Length(max=50)
+    ),
+}
+
+
+def _item_field(item: items.DiaryItem) -> fields.Field:
+    if item.shape is items.Shape.VALUE:
+        return _value_field(item)
+    return STRUCTURED_FIELDS[item.shape]()
+
+
+class _DiaryEnvelopeSchema(StrictSchema):
+    """A diary entry's envelope and rules; DiaryEntrySchema adds one field per diary item."""
 
     entry_id = fields.String(required=True, validate=validate.Regexp(ID_PATTERN, error=ID_MESSAGE))
     patient = PatientField(required=True)
     recorded_at = _aware(required=True)
-    mg_adl = fields.Nested(MgAdlSchema, load_default=None)
-    fatigue = _optional_score(0, 10)
-    muscle_weakness = _optional_score(0, 10)
-    symptoms = fields.List(
-        fields.Nested(SymptomRatingSchema), load_default=list, validate=validate.Length(max=12)
-    )
-    vitals = fields.Nested(VitalSignsSchema, load_default=None)
-    flare_up = fields.Boolean(load_default=None, truthy={True}, falsy={False})
-    fluids_ml = _optional_score(0, 20000)
-    medications = fields.List(
-        fields.Nested(MedicationTakenSchema), load_default=list, validate=validate.Length(max=50)
-    )
-    note = _text(2000, load_default=None)
 
     @validates_schema
     def _has_content(self, data: dict[str, Any], **_: Any) -> None:
@@ -248,6 +259,18 @@ class DiaryEntrySchema(StrictSchema):
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> r.DiaryEntry:
         return _build(r.DiaryEntry, data)
+
+
+# The item fields follow the envelope's, in the order of the item table.
+DiaryEntrySchema = type(
+    "DiaryEntrySchema",
+    (_DiaryEnvelopeSchema,),
+    {
+        "__doc__": "One diary entry; at least one part besides the envelope must be present.",
+        "__module__": __name__,
+        **{item.field: _item_field(item) for item in items.DIARY_ITEMS},
+    },
+)
 
 
 class ProductSchema(StrictSchema):
@@ -304,6 +327,52 @@ NEEDS_END = {r.InfusionStatus.COMPLETED, r.InfusionStatus.STOPPED}
 NEEDS_REASON = {r.InfusionStatus.NOT_DONE, r.InfusionStatus.STOPPED}
 
 
+# The infusion's cross-field rules, each yielding (field, problem); messages keep this order.
+Problems = Iterator[tuple[str, str]]
+
+
+def _end_after_start(data: dict[str, Any]) -> Problems:
+    start, end = data.get("start"), data.get("end")
+    if end is not None and start is not None and end < start:
+        yield "end", "must not be before start"
+
+
+def _status_needs(data: dict[str, Any]) -> Problems:
+    status = data.get("status")
+    if status in NEEDS_END and data.get("end") is None:
+        yield "end", f"is required when status is {status.value}"
+    if status in NEEDS_REASON and data.get("status_reason") is None:
+        yield "status_reason", f"is required when status is {status.value}"
+
+
+def _dose_per_kg_derived(data: dict[str, Any]) -> Problems:
+    per_kg, dose, weight = (data.get(k) for k in ("dose_g_per_kg", "dose_g", "dosing_weight_kg"))
+    if per_kg is not None and (
+        weight is None or dose is None or abs(per_kg - dose / weight) > 1e-6 * max(1, per_kg)
+    ):
+        yield (
+            "dose_g_per_kg",
+            "must equal dose_g / dosing_weight_kg (it is computed; you may leave it out)",
+        )
+
+
+def _steps_in_order_and_window(data: dict[str, Any]) -> Problems:
+    start, end = data.get("start"), data.get("end")
+    steps = data.get("rate_steps") or []
+    if any(a.at >= b.at for a, b in itertools.pairwise(steps)):
+        yield "rate_steps", "must be in strictly increasing time order"
+    if start is not None and any(s.at < start or (end is not None and s.at > end) for s in steps):
+        yield "rate_steps", "every step must lie between start and end"
+
+
+_INFUSION_CHECKS: tuple[Callable[[dict[str, Any]], Problems], ...] = (
+    _end_after_start,
+    _status_needs,
+    _dose_per_kg_derived,
+    _steps_in_order_and_window,
+)
+
+
 class InfusionRecordSchema(StrictSchema):
     """One IVIG infusion; may span days, with the nurse's titration steps."""
 
@@ -340,32 +409,10 @@ class InfusionRecordSchema(StrictSchema):
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
-        start, end, status = data.get("start"), data.get("end"), data.get("status")
         errors: dict[str, list[str]] = {}
-        if end is not None and start is not None and end < start:
-            errors.setdefault("end", []).append("must not be before start")
-        if status in NEEDS_END and end is None:
-            errors.setdefault("end", []).append(f"is required when status is {status.value}")
-        if status in NEEDS_REASON and data.get("status_reason") is None:
-            errors.setdefault("status_reason", []).append(
-                f"is required when status is {status.value}"
-            )
-        per_kg, dose, weight = (
-            data.get(k) for k in ("dose_g_per_kg", "dose_g", "dosing_weight_kg")
-        )
-        if per_kg is not None and (
-            weight is None or dose is None or abs(per_kg - dose / weight) > 1e-6 * max(1, per_kg)
-        ):
-            errors.setdefault("dose_g_per_kg", []).append(
-                "must equal dose_g / dosing_weight_kg (it is computed; you may leave it out)"
-            )
-        steps = data.get("rate_steps") or []
-        if any(a.at >= b.at for a, b in itertools.pairwise(steps)):
-            errors.setdefault("rate_steps", []).append("must be in strictly increasing time order")
-        if start is not None and any(
-            s.at < start or (end is not None and s.at > end) for s in steps
-        ):
-            errors.setdefault("rate_steps", []).append("every step must lie between start and end")
+        for check in _INFUSION_CHECKS:
+            for name, problem in check(data):
+                errors.setdefault(name, []).append(problem)
         if errors:
             raise ValidationError(errors)
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mappings.records import Record
+from mappings.record_json import record_from_json
+from mappings.records import Record, RecordKind
 from mappings.signals import RuleSet, Signal, evaluate, state_from_text
-from service.schemas import RecordKind
-from service.schemas.loading import SCHEMAS
 from service.store.signals import StoredRecord, patient_records, patient_sources, patient_states
 
 NOTICE = (
@@ -45,8 +44,8 @@ def one_patient(records: list[Record]) -> list[Record]:
     return [r if r.patient == first else replace(r, patient=first) for r in records]
 
 
-# Parsed records by (namespace, kind, id, content hash): validating a patient's whole history
-# with the API schemas on every evaluation is most of its cost, and a stored record's content
+# Parsed records by (namespace, kind, id, content hash): reading a patient's whole history
+# back from JSON on every evaluation is most of its cost, and a stored record's content
 # never changes under the same hash. Records are frozen, so threads may share them.
 _CACHE_LIMIT = 50_000
 _cache: dict[tuple[str, str, str, str, str], Record] = {}
@@ -76,7 +75,7 @@ def parsed(item: StoredRecord) -> Record:
     found = cached(key)
     if found is not None:
         return found
-    record: Record = SCHEMAS[RecordKind(item.kind)].load(item.record())
+    record = record_from_json(RecordKind(item.kind), item.record())
     remember(key, record)
     return record
 

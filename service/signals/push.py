@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from mappings.identifiers import PATIENT_SCOPE, SYSTEM_PREFIX, business_key
 from mappings.signals import RuleSet
 from mappings.signals.fhir import (
@@ -85,7 +85,7 @@ def _context(item: PatientSignal, version: FhirVersion) -> MappingContext:
     # The id space of the records: signal resources and evidence references share it.
     return MappingContext(
         app_namespace=item.namespace,
-        source=f"urn:diarybridge:client:{item.namespace}",
+        source=client_source(item.namespace),
         fhir_version=version,
         patient_scope=item.patient_scope or None,
     )

@@ -55,7 +55,8 @@ class LedgerStatus(StrEnum):
 
 
 class RecordKind(StrEnum):
-    """The kinds of source record we accept."""
+    """The kinds of source record the ledger holds: a mirror of mappings.records.RecordKind (the
+    store imports no mappings; tests/unit/mappings/test_mappings_vocabulary.py holds them equal)."""
 
     DIARY_ENTRY = "diary-entry"
     INFUSION = "infusion"

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mappings.records import PatientRef, Record
+from mappings.record_json import record_to_json
+from mappings.records import PatientRef, Record, RecordKind, record_id
 from mappings.signals import RuleSet
 from service import store
-from service.schemas import dump_record
-from service.schemas.loading import ID_FIELD, kind_of
 from service.security import patient_key
 from service.signals.state import on_accepted
 
@@ -30,13 +29,12 @@ def accept_items(
     """
     items = []
     for record in records:
-        kind = kind_of(record)
-        body = dump_record(record)
+        body = record_to_json(record)  # validated at the edge already: no schema here
         items.append(
             store.AcceptItem(
                 namespace=namespace,
-                kind=kind.value,
-                source_id=body[ID_FIELD[kind]],
+                kind=RecordKind.of(record).value,
+                source_id=record_id(record),
                 patient_key=record_patient_key(record.patient),
                 record=body,
                 per_patient=per_patient,

@@ -11,12 +11,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from mappings import business_identifier
-from mappings.bundle import full_url, identifier_token
+from mappings.bundle import full_url
 from mappings.context import FhirVersion
 from mappings.validate import validate_bundle
+from service.fhir_client import (
+    ConditionalCreate,
+    ConditionalUpdate,
+    Limits,
+    Update,
+    Write,
+    bundle_entry,
+    token,
+    weak_etag,
+)
 from service.store import ResourceState, content_hash
 
 JSON = dict[str, Any]
@@ -24,21 +34,39 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class PlannedWrite:
-    """One resource to write: the body and Bundle request, and what it replaces."""
+    """One resource to write: a typed interaction (body and precondition), what it replaces."""
 
     resource_type: str
     identifier: tuple[str, str]
     our_id: str  # the deterministic id the mapping gave it
     full_url: str
-    body: JSON
-    request: JSON
+    interaction: Write
     content_hash: str
     known: ResourceState | None
 
     @property
+    def body(self) -> JSON:
+        """The resource as it is sent."""
+        return self.interaction.resource
+
+    @property
+    def request(self) -> JSON:
+        """Bundle.entry.request, as the client renders the interaction."""
+        return self.interaction.request()
+
+    @property
+    def conditional(self) -> bool:
+        """True for a write the server must search for first (capped by some servers)."""
+        return self.interaction.conditional
+
+    @property
     def is_update(self) -> bool:
         """True when the server already holds a version we sent."""
-        return self.known is not None and self.known.server_id is not None
+        return _on_server(self.known)
+
+    def entry(self) -> JSON:
+        """This write as a transaction/batch entry."""
+        return bundle_entry(self.interaction, self.full_url)
 
 
 @dataclass(frozen=True)
@@ -59,9 +87,11 @@ class RecordPlan:
     def conditional_size(self) -> int:
         """Conditional writes (If-None-Exist, PUT Type?search) among them: servers cap these
         per transaction separately (Medplum: 8), as each costs a search."""
-        return sum(
-            1 for w in self.writes if w.request["method"] == "POST" or "?" in w.request["url"]
-        )
+        return sum(1 for w in self.writes if w.conditional)
+
+
+def _on_server(state: ResourceState | None) -> TypeGuard[ResourceState]:
+    return state is not None and state.server_id is not None
 
 
 def _references(node: Any, targets: Mapping[str, str]) -> Any:
@@ -77,9 +107,33 @@ def _references(node: Any, targets: Mapping[str, str]) -> Any:
     return node
 
 
-def weak_etag(version_id: str) -> str:
-    """The If-Match value for a version id."""
-    return f'W/"{version_id}"'
+def _targets(
+    resources: Sequence[JSON], by_identifier: Mapping[tuple[str, str], ResourceState], method: str
+) -> dict[str, str]:
+    """Where each of our own resources lives on the server, for references between them."""
+    targets: dict[str, str] = {}
+    for resource in resources:
+        ours = f"{resource['resourceType']}/{resource['id']}"
+        state = by_identifier.get(business_identifier(resource))
+        if _on_server(state):
+            targets[ours] = f"{resource['resourceType']}/{state.server_id}"
+        elif method != "update-as-create":
+            targets[ours] = full_url(resource)  # the server resolves it within the transaction
+    return targets
+
+
+def _interaction(resource: JSON, body: JSON, state: ResourceState | None, method: str) -> Write:
+    """How to write one resource: onto the version we know, or with the server's method."""
+    if _on_server(state):
+        body["id"] = state.server_id
+        return Update(body, if_match=state.version_id or None)
+    if method == "update-as-create":
+        return Update(body)
+    del body["id"]  # the server picks the id
+    query = (("identifier", token(*business_identifier(resource))),)
+    if method == "conditional-update":
+        return ConditionalUpdate(body, query=query)
+    return ConditionalCreate(body, if_none_exist=query)
 
 
 def plan_record(
@@ -87,57 +141,30 @@ def plan_record(
 ) -> RecordPlan:
     """Plan the writes for one record's freshly mapped resources."""
     by_identifier = {(s.identifier_system, s.identifier_value): s for s in known}
-    # Where each of our own resources lives on the server, for references between them.
-    targets: dict[str, str] = {}
-    for resource in resources:
-        ours = f"{resource['resourceType']}/{resource['id']}"
-        state = by_identifier.get(business_identifier(resource))
-        if state is not None and state.server_id is not None:
-            targets[ours] = f"{resource['resourceType']}/{state.server_id}"
-        elif method != "update-as-create":
-            targets[ours] = full_url(resource)  # the server resolves it within the transaction
+    targets = _targets(resources, by_identifier, method)
     writes: list[PlannedWrite] = []
     unchanged: list[ResourceState] = []
-    produced: set[tuple[str, str]] = set()
     for resource in resources:
         identifier = business_identifier(resource)
-        produced.add(identifier)
         digest = content_hash(resource)
         state = by_identifier.get(identifier)
-        rtype = resource["resourceType"]
-        if state is not None and state.server_id is not None and state.last_sent_hash == digest:
+        if _on_server(state) and state.last_sent_hash == digest:
             unchanged.append(state)
             continue
         body = _references(copy.deepcopy(resource), targets)
-        request: JSON
-        if state is not None and state.server_id is not None:
-            body["id"] = state.server_id
-            request = {"method": "PUT", "url": f"{rtype}/{state.server_id}"}
-            if state.version_id:
-                request["ifMatch"] = weak_etag(state.version_id)
-        elif method == "update-as-create":
-            request = {"method": "PUT", "url": f"{rtype}/{resource['id']}"}
-        elif method == "conditional-update":
-            del body["id"]
-            request = {"method": "PUT", "url": f"{rtype}?{identifier_token(resource)}"}
-        else:
-            del body["id"]
-            request = {"method": "POST", "url": rtype, "ifNoneExist": identifier_token(resource)}
         writes.append(
             PlannedWrite(
-                resource_type=rtype,
+                resource_type=resource["resourceType"],
                 identifier=identifier,
                 our_id=resource["id"],
                 full_url=full_url(resource),
-                body=body,
-                request=request,
+                interaction=_interaction(resource, body, state, method),
                 content_hash=digest,
                 known=state,
             )
         )
-    dropped = tuple(
-        s for key, s in by_identifier.items() if key not in produced and s.server_id is not None
-    )
+    produced = {business_identifier(r) for r in resources}
+    dropped = tuple(s for key, s in by_identifier.items() if key not in produced and _on_server(s))
     return RecordPlan(writes=tuple(writes), unchanged=tuple(unchanged), dropped=dropped)
 
 
@@ -146,11 +173,7 @@ def transaction_of(plans: Iterable[RecordPlan], kind: str = "transaction") -> JS
     bundle = {
         "resourceType": "Bundle",
         "type": kind,
-        "entry": [
-            {"fullUrl": w.full_url, "resource": w.body, "request": w.request}
-            for plan in plans
-            for w in plan.writes
-        ],
+        "entry": [w.entry() for plan in plans for w in plan.writes],
     }
     # Bundle.type and request.method are required bindings, checked before the Bundle leaves
     # (the resources were validated when mapped). These envelope elements are the same in R4
@@ -187,7 +210,25 @@ def chunks(
     return groups
 
 
+def fits(plan: RecordPlan, limits: Limits) -> bool:
+    """Whether the record's writes may go in one transaction under these limits."""
+    cap = limits.conditional_entries
+    return cap is None or plan.conditional_size <= cap
+
+
 def rewrite_references(body: JSON, targets: Mapping[str, str]) -> JSON:
     """Point references at server locations learnt so far (for one-by-one writes)."""
     rewritten: JSON = _references(body, targets)
     return rewritten
+
+
+__all__ = [
+    "PlannedWrite",
+    "RecordPlan",
+    "chunks",
+    "fits",
+    "plan_record",
+    "rewrite_references",
+    "transaction_of",
+    "weak_etag",
+]

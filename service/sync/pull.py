@@ -12,25 +12,21 @@ from typing import Any
 import mappings
 from mappings.errors import MappingError
 from mappings.identifiers import resource_business_key
-from mappings.records import DiaryEntry, Record
+from mappings.records import DERIVED_RESOURCE_TYPES, DiaryEntry, Record, RecordKind
 from service.fhir_client import FhirClient, FhirServerError, foreign_references, is_absolute
-from service.schemas import RecordKind
 
 log = logging.getLogger(__name__)
 
-PULLED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+PULLED_TYPES = RecordKind.INFUSION.resource_types  # every type any kind is stored as
 # An infusion's AdverseEvent only repeats what its symptom Observations hold (mappings/README),
 # so a server that cannot search it (SEKMET answers 400) costs nothing; diary entries have none.
-DERIVED_TYPES = ("AdverseEvent",)
-TYPES_OF_KIND = {
-    RecordKind.DIARY_ENTRY: ("Observation", "MedicationAdministration"),
-    RecordKind.INFUSION: PULLED_TYPES,
-}
+DERIVED_TYPES = DERIVED_RESOURCE_TYPES
+TYPES_OF_KIND = {kind: kind.resource_types for kind in RecordKind}
 # What we ask for when not configured (DIARYBRIDGE_PULL_PAGE_SIZE): the largest _count common
 # servers honour (SEKMET and HAPI trim larger ones silently, Medplum allows 1000). Fewer pages
 # matter: a server rescans every match per page. A server's smaller cap is learned (client.limits).
 MAX_PAGE_SIZE = 1000
-KIND_OF_KEY = {"diary-entry": RecordKind.DIARY_ENTRY, "infusion": RecordKind.INFUSION}
+KIND_OF_KEY = {kind.value: kind for kind in RecordKind}
 
 
 @dataclass(frozen=True)

@@ -13,48 +13,50 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
-
-from marshmallow import ValidationError
 
 import mappings
-from mappings.context import FhirVersion, MappingContext
+from mappings.context import FhirVersion, MappingContext, client_source
 from mappings.errors import MappingError
+from mappings.record_json import record_from_json
+from mappings.records import CORE_RESOURCE_TYPES, RecordKind
 from service.fhir_client import (
+    ConditionalCreate,
     EntryResult,
     FhirClient,
     FhirClientError,
     FhirServerError,
     FhirTransportError,
+    Limits,
     NotFound,
     NotSent,
     PreconditionFailed,
     PushStrategy,
     ServerCapabilities,
+    ServerProfile,
+    Update,
     WriteResult,
-    choose_push_strategy,
     clean_diagnostics,
 )
-from service.schemas import RecordKind, load_records
 from service.store import ClaimedEntry, ErrorInfo, ResourceState
+from service.sync import shared_ids
 from service.sync.plan import (
     PlannedWrite,
     RecordPlan,
     chunks,
+    fits,
     plan_record,
     rewrite_references,
     transaction_of,
-    weak_etag,
 )
 from service.sync.subjects import WITHHELD, is_patients
 
 log = logging.getLogger(__name__)
 
-PUSHED_TYPES = ("Observation", "MedicationAdministration", "AdverseEvent")
+PUSHED_TYPES = RecordKind.INFUSION.resource_types  # every type any kind is stored as
 # Needed for every record; the others repeat what these hold (an infusion's AdverseEvent points
 # at its symptom Observations), so a server that cannot write them (see _takes) gets the record
 # without them rather than nothing (SEKMET lists no AdverseEvent).
-REQUIRED_TYPES = ("Observation", "MedicationAdministration")
+REQUIRED_TYPES = CORE_RESOURCE_TYPES
 # A server that answers these for one entry has judged that entry; sending it again won't help.
 PERMANENT = {
     HTTPStatus.BAD_REQUEST,
@@ -91,6 +93,10 @@ class Outcome(StrEnum):
     RETRY = "retry"  # transient: try again later
     CONFLICT = "conflict"  # the server's copy changed since we last sent it
     RETRACTED = "retracted"
+
+
+# Deliveries after which the server holds the record's content.
+DELIVERED = (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ def _state(write: PlannedWrite, result: WriteResult) -> ResourceState:
 
 
 class Pusher:
-    """Pushes ledger entries to one FHIR server with the strategy its capabilities allow."""
+    """Pushes ledger entries to one FHIR server as its profile allows (methods, transport, caps)."""
 
     def __init__(
         self,
@@ -153,20 +159,37 @@ class Pusher:
     ) -> None:
         self.client = client
         self.mg_adl_questionnaire_response = mg_adl_questionnaire_response
-        self.chunk_size = chunk_size
+        self._chunk_size = chunk_size  # configured: entries per Bundle at most
         self._method = method
         self.request_id = request_id
         self._left_out: tuple[str, ...] = ()  # types this server cannot take (see strategy)
 
+    @property
+    def profile(self) -> ServerProfile:
+        """What we know of the server (capabilities read once; limits shared per server)."""
+        return self.client.profile()
+
+    @property
+    def limits(self) -> Limits:
+        """What one Bundle may carry: the server's profile within our configured chunk size."""
+        return self.profile.limits.within(Limits(transaction_entries=self._chunk_size))
+
+    @property
+    def chunk_size(self) -> int:
+        """Entries one Bundle may carry now (configured, known or learned of the server)."""
+        return self.limits.transaction_entries or self._chunk_size
+
     def strategy(self) -> PushStrategy:
         """The server's cheapest idempotent method and best transport (or the configured method)."""
-        caps = self.client.capabilities()
+        profile = self.profile
         types = REQUIRED_TYPES + (("QuestionnaireResponse",) if self._sends_responses() else ())
-        chosen = choose_push_strategy(caps, types)
+        chosen = profile.strategy(types)
         if self._method != "auto":
             chosen = replace(chosen, method=self._method)  # type: ignore[arg-type]
         self._left_out = tuple(
-            t for t in PUSHED_TYPES if t not in REQUIRED_TYPES and not _takes(caps, t, chosen)
+            t
+            for t in PUSHED_TYPES
+            if t not in REQUIRED_TYPES and not _takes(profile.capabilities, t, chosen)
         )
         return chosen
 
@@ -184,10 +207,10 @@ class Pusher:
         return FhirVersion(self.client.capabilities().release)
 
     def _resources(self, entry: ClaimedEntry, version: FhirVersion) -> list[dict[str, Any]]:
-        (record,) = load_records(entry.record, RecordKind(entry.kind))
+        record = record_from_json(RecordKind(entry.kind), entry.record)
         ctx = MappingContext(
             app_namespace=entry.namespace,
-            source=f"urn:diarybridge:client:{entry.namespace}",
+            source=client_source(entry.namespace),
             fhir_version=version,
             # The identifiers the record was first stored with (ledger.accept decided).
             patient_scope=entry.patient_scope or None,
@@ -205,51 +228,17 @@ class Pusher:
             strategy = self.strategy()
             version = self.version()
         except FhirClientError as exc:
-            wait = _retry_after(exc)
-            sent = not isinstance(exc, NotSent)
-            return [
-                Delivery(e, Outcome.RETRY, error=error_info(exc), retry_after=wait, attempted=sent)
-                for e in entries
-            ]
+            return [_unsent(e, exc) for e in entries]
         results: dict[int, Delivery] = {}
         plans: list[RecordPlan] = []
         for index, entry in enumerate(entries):
-            if entry.retract:
-                results[index] = self._withdraw(entry)
-                plans.append(RecordPlan(writes=(), unchanged=()))
-                continue
-            try:
-                plan = plan_record(
-                    self._resources(entry, version), entry.resources, strategy.method
-                )
-            except (ValidationError, MappingError) as exc:
-                # Stored before a rule changed, or a mapping bug: this entry cannot be sent.
-                log.error("entry %s cannot be mapped: %s", entry.ledger_id, type(exc).__name__)
-                results[index] = Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="unmappable"))
-                plan = RecordPlan(writes=(), unchanged=())
+            plan, delivery = self._plan(entry, strategy, version)
             plans.append(plan)
-            if not plan.writes and index not in results:
-                results[index] = self._finish(entry, plan, [])
-        limits = self.client.limits  # what this server refused before, in any Pusher
-        if limits.transaction_entries is not None:
-            self.chunk_size = min(self.chunk_size, limits.transaction_entries)
-        for group in chunks(plans, self.chunk_size, limits.conditional_entries):
-            try:
-                refused = self._refuse_foreign(entries, plans, group, strategy)
-            except FhirClientError as exc:
-                results.update({i: self._failure(entries[i], plans[i], exc) for i in group})
-                continue
-            results.update(refused)
-            group = [i for i in group if i not in refused]
-            if not group:
-                continue
-            if strategy.transport == "transaction":
-                results.update(self._by_transaction(entries, plans, group))
-            elif strategy.transport == "batch" and strategy.method == "update-as-create":
-                results.update(self._by_batch(entries, plans, group))
-            else:
-                for index in group:
-                    results[index] = self._one_by_one(entries[index], plans[index])
+            if delivery is not None:
+                results[index] = delivery
+        # One shared-id lookup per chunk; a chunk's transactions keep the conditional cap too.
+        for group in chunks(plans, self.chunk_size):
+            results.update(self._send(entries, plans, group, strategy))
         deliveries = [results[i] for i in range(len(entries))]
         log.info(
             "pushed %d entries via %s/%s in %.2fs: %s",
@@ -261,6 +250,43 @@ class Pusher:
         )
         return deliveries
 
+    def _plan(
+        self, entry: ClaimedEntry, strategy: PushStrategy, version: FhirVersion
+    ) -> tuple[RecordPlan, Delivery | None]:
+        """The entry's writes, and its delivery when nothing is left to send."""
+        if entry.retract:
+            return NOTHING, self._withdraw(entry)
+        try:
+            plan = plan_record(self._resources(entry, version), entry.resources, strategy.method)
+        except MappingError as exc:
+            # Stored before a rule changed, or a mapping bug: this entry cannot be sent.
+            log.error("entry %s cannot be mapped: %s", entry.ledger_id, type(exc).__name__)
+            return NOTHING, Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="unmappable"))
+        return plan, None if plan.writes else self._finish(entry, plan, [])
+
+    def _send(
+        self,
+        entries: Sequence[ClaimedEntry],
+        plans: Sequence[RecordPlan],
+        group: list[int],
+        strategy: PushStrategy,
+    ) -> dict[int, Delivery]:
+        """One chunk: refuse what would land on another patient's resource, send the rest."""
+        try:
+            results = self._refuse_foreign(entries, plans, group, strategy)
+        except FhirClientError as exc:
+            return self._failures(entries, plans, group, exc)
+        rest = [i for i in group if i not in results]
+        if not rest:
+            return results
+        if strategy.transport == "transaction":
+            results.update(self._in_parts(entries, plans, self._transactions(plans, rest)))
+        elif strategy.transport == "batch" and strategy.method == "update-as-create":
+            results.update(self._by_batch(entries, plans, rest))
+        else:
+            results.update(self._each_alone(entries, plans, rest))
+        return results
+
     # ---- the shared id space ---------------------------------------------------------
 
     def _refuse_foreign(
@@ -270,188 +296,122 @@ class Pusher:
         group: list[int],
         strategy: PushStrategy,
     ) -> dict[int, Delivery]:
-        """Fail the records whose first blind write would land on another patient's resource.
-
-        A system caller's record ids (and so our identifiers and uuid5 ids) are the app's, not
-        the patient's: with the ledger lost (or a second instance), reusing an id for another
-        patient makes `PUT Type/{id}` (update as create) or `PUT Type?identifier=` (conditional
-        update) replace that patient's resource. So before the first write of resources the
-        ledger never sent, one lookup per chunk (a batch of one search per type, or a search per
-        type where the server has no batch) finds which already exist, and a record of which
-        any has another subject fails with `foreign_subject`, nothing sent. Patient-scoped
-        records carry the patient in their identifiers and need no lookup; a conditional
-        create's 200 is checked in _settle_existing.
-        """
-        by_id = strategy.method == "update-as-create"
-        if not by_id and strategy.method != "conditional-update":
+        """Fail the records whose first blind write would land on another patient's resource
+        (see shared_ids): `foreign_subject`, nothing sent."""
+        if not shared_ids.looks_up(strategy.method):
             return {}
-        blind: dict[tuple[str, str], list[tuple[int, PlannedWrite]]] = {}
-        for index in group:
-            if entries[index].patient_scope:
-                continue
-            for write in plans[index].writes:
-                if not write.is_update:
-                    key = write.our_id if by_id else "|".join(write.identifier)
-                    blind.setdefault((write.resource_type, key), []).append((index, write))
+        by_id = strategy.method == "update-as-create"
+        blind = shared_ids.blind_writes(entries, plans, group, by_id)
         if not blind:
             return {}
-        refused: dict[int, Delivery] = {}
-        for theirs in self._existing_resources(blind, by_id):
-            rtype = str(theirs.get("resourceType"))
-            keys: list[tuple[str, str]]
-            if by_id:
-                keys = [(rtype, str(theirs.get("id")))]
-            else:
-                keys = [
-                    (rtype, f"{i.get('system')}|{i.get('value')}")
-                    for i in theirs.get("identifier") or []
-                    if isinstance(i, dict)
-                ]
-            for match in keys:
-                for index, write in blind.get(match, []):
-                    if index in refused or is_patients(theirs, entries[index].patient_key):
-                        continue
-                    # Ids and counts only: never the other patient's resource or reference.
-                    log.warning(
-                        "entry %s: %s/%s exists with another subject; nothing sent",
-                        entries[index].ledger_id,
-                        write.resource_type,
-                        theirs.get("id"),
-                    )
-                    refused[index] = Delivery(
-                        entries[index],
-                        Outcome.FAILED,
-                        error=ErrorInfo(
-                            code="foreign_subject",
-                            diagnostics=f"{write.resource_type}/{theirs.get('id')} has this "
-                            "record's id but another subject; it was not changed",
-                        ),
-                    )
-        return refused
-
-    def _existing_resources(
-        self, blind: dict[tuple[str, str], list[tuple[int, PlannedWrite]]], by_id: bool
-    ) -> list[dict[str, Any]]:
-        """The server's resources at the planned ids (or identifiers): one request if it can."""
-        wanted: dict[str, list[str]] = {}
-        for resource_type, key in blind:
-            if not by_id:  # a token search: escape what separates values
-                system, _, value = key.partition("|")
-                key = system + "|" + "".join("\\" + c if c in "\\|,$" else c for c in value)
-            wanted.setdefault(resource_type, []).append(key)
-        name = "_id" if by_id else "identifier"
-        searches = {
-            rtype: [(name, ",".join(keys)), ("_count", str(len(keys)))]
-            for rtype, keys in sorted(wanted.items())
+        found = shared_ids.existing_resources(self.client, blind, by_id, self.request_id)
+        owners = shared_ids.foreign_owners(found, blind, entries, by_id)
+        return {
+            index: _foreign(entries[index], write.resource_type, their_id, "id")
+            for index, (write, their_id) in owners.items()
         }
-        found: list[dict[str, Any]] = []
-        if not self.client.capabilities().batch:
-            for rtype, params in searches.items():
-                found.extend(self.client.search(rtype, params, request_id=self.request_id))
-            return found
-        # _elements only in the batch: a strict search on a server without it would be a 400.
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "batch",
-            "entry": [
-                {
-                    "request": {
-                        "method": "GET",
-                        "url": f"{rtype}?"
-                        + urlencode([*params, ("_elements", "identifier,subject")], safe=",|:/"),
-                    }
-                }
-                for rtype, params in searches.items()
-            ],
-        }
-        answers = self.client.batch(bundle, idempotent=True, request_id=self.request_id)
-        for answer in answers:
-            if not answer.ok or not isinstance(answer.resource, dict):
-                raise FhirServerError(
-                    answer.status, method="GET", path="batch search", outcome=answer.outcome
-                )
-            found.extend(_matches(answer.resource))
-            more = [
-                link.get("url")
-                for link in answer.resource.get("link") or []
-                if isinstance(link, dict) and link.get("relation") == "next"
-            ]
-            if more and isinstance(more[0], str):  # a server that capped _count: the rest
-                for page in self.client.search_pages_from(more[0], request_id=self.request_id):
-                    found.extend(_matches(page))
-        return found
 
     # ---- transports -----------------------------------------------------------------
 
     def _by_transaction(
         self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
     ) -> dict[int, Delivery]:
-        cap = self.client.limits.conditional_entries
-        if len(group) == 1 and cap is not None and plans[group[0]].conditional_size > cap:
-            # Learned: this server refuses a transaction with so many conditional writes.
-            return {group[0]: self._one_by_one(entries[group[0]], plans[group[0]])}
+        if len(group) == 1 and not fits(plans[group[0]], self.limits):
+            # Known or learned: this server refuses so many conditional writes in one go.
+            return self._each_alone(entries, plans, group)
         bundle = transaction_of(plans[i] for i in group)
         try:
             results = self.client.transaction(bundle, idempotent=True, request_id=self.request_id)
         except FhirServerError as exc:
-            if len(group) > 1 and isinstance(exc, PreconditionFailed):
-                # A stale If-Match says nothing about size: find the record alone, and keep
-                # the chunk size (halving it here shrank every later Bundle, to 1 entry).
-                out: dict[int, Delivery] = {}
-                for index in group:
-                    out.update(self._by_transaction(entries, plans, [index]))
-                return out
-            if (
-                len(group) > 1
-                and exc.status < HTTPStatus.INTERNAL_SERVER_ERROR
-                and exc.status != HTTPStatus.TOO_MANY_REQUESTS  # "later", not "smaller"
-            ):
-                # All or nothing, so either one entry is bad or the Bundle is bigger than this
-                # server takes (Medplum: 50 updates). Retry the records in Bundles of half the
-                # size: a bad record ends up alone, the rest pass. Only when every smaller
-                # Bundle passes was it the size, and only then do later Bundles stay smaller.
-                sent = sum(plans[i].size for i in group)
-                before = self.chunk_size
-                self.chunk_size = max(1, min(self.chunk_size, sent // 2))
-                log.info(
-                    "transaction of %d entries refused; chunks now <= %d entries",
-                    sent,
-                    self.chunk_size,
-                )
-                smaller = [
-                    [group[i] for i in part]
-                    for part in chunks([plans[i] for i in group], self.chunk_size)
-                ]
-                if len(smaller) == 1:  # one record bigger than the ceiling: split records
-                    smaller = [[index] for index in group]
-                out = {}
-                for part in smaller:
-                    out.update(self._by_transaction(entries, plans, part))
-                if any(d.outcome is Outcome.FAILED for d in out.values()):
-                    self.chunk_size = before  # a bad record, not a size limit
-                elif conditional := sum(plans[i].conditional_size for i in group):
-                    # Medplum caps conditional writes apart from all writes: remember that cap
-                    # (for every Pusher of this server), not a smaller Bundle for plain writes.
-                    self.client.limits.cap_conditional(max(1, conditional // 2))
-                else:
-                    self.client.limits.cap_transaction(self.chunk_size)
-                return out
-            if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
-                # One record's conditional writes refused: likely more than the server allows in
-                # one transaction (Medplum: 8 conditional entries; a diary entry makes ~13), so
-                # it could never arrive. Send it as the single transport does; a bad resource
-                # is then refused on its own.
-                index = group[0]
-                alone = self._one_by_one(entries[index], plans[index])
-                if alone.outcome in (Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED):
-                    # Every write passed on its own: it was the number of conditional writes.
-                    # Later records this size go one by one at once, without a refusal first.
-                    self.client.limits.cap_conditional(plans[index].conditional_size - 1)
-                return {index: alone}
-            return {i: self._failure(entries[i], plans[i], exc) for i in group}
+            return self._refused(entries, plans, group, exc)
         except FhirClientError as exc:
-            return {i: self._failure(entries[i], plans[i], exc) for i in group}
-        out = {}
+            return self._failures(entries, plans, group, exc)
+        return self._finished(entries, plans, group, results)
+
+    def _refused(
+        self,
+        entries: Sequence[ClaimedEntry],
+        plans: Sequence[RecordPlan],
+        group: list[int],
+        exc: FhirServerError,
+    ) -> dict[int, Delivery]:
+        """A refused transaction: find the bad record, or a size the server takes."""
+        if len(group) > 1 and isinstance(exc, PreconditionFailed):
+            # A stale If-Match says nothing about size: find the record alone, and keep
+            # the chunk size (halving it here shrank every later Bundle, to 1 entry).
+            return self._in_parts(entries, plans, [[index] for index in group])
+        if len(group) > 1 and _maybe_too_big(exc):
+            return self._halved(entries, plans, group)
+        if len(group) == 1 and _conditional(plans[group[0]]) and exc.status in SPLIT_ON:
+            return self._conditional_alone(entries, plans, group[0])
+        return self._failures(entries, plans, group, exc)
+
+    def _transactions(self, plans: Sequence[RecordPlan], group: list[int]) -> list[list[int]]:
+        """The group in transactions within the profile's limits (known, configured, learned)."""
+        mine = [plans[i] for i in group]
+        parts = chunks(mine, self.chunk_size, self.limits.conditional_entries)
+        return [[group[i] for i in part] for part in parts]
+
+    def _halved(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
+    ) -> dict[int, Delivery]:
+        """The generic fallback for a cap the profile did not know. All or nothing, so either
+        one entry is bad or the Bundle is bigger than this server takes: retry the records in
+        Bundles of half the size. A bad record ends up alone, the rest pass. Only when every
+        smaller Bundle passes was it the size, and only then does the profile learn it."""
+        sent = sum(plans[i].size for i in group)
+        size = max(1, min(self.chunk_size, sent // 2))
+        log.info("transaction of %d entries refused; trying <= %d entries", sent, size)
+        mine = [plans[i] for i in group]
+        cap = self.limits.conditional_entries
+        parts = [[group[i] for i in part] for part in chunks(mine, size, cap)]
+        if len(parts) == 1:  # one record bigger than the ceiling: split records
+            parts = [[index] for index in group]
+        out = self._in_parts(entries, plans, parts)
+        if all(d.outcome is not Outcome.FAILED for d in out.values()):  # else: a bad record
+            self._learn_cap(plans, group, size)
+        return out
+
+    def _learn_cap(self, plans: Sequence[RecordPlan], group: list[int], size: int) -> None:
+        conditional = sum(plans[i].conditional_size for i in group)
+        if conditional:
+            # Medplum caps conditional writes apart from all writes: remember that cap (for
+            # every Pusher of this server), not a smaller Bundle for plain writes.
+            self.profile.learn_conditional_cap(max(1, conditional // 2))
+        else:
+            self.profile.learn_transaction_cap(size)
+
+    def _conditional_alone(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], index: int
+    ) -> dict[int, Delivery]:
+        """One record's conditional writes refused: likely more than the server allows in one
+        transaction (Medplum: 8 conditional entries; a diary entry makes ~13), so it could
+        never arrive. Send it as the single transport does; a bad resource is then refused on
+        its own."""
+        alone = self._one_by_one(entries[index], plans[index])
+        if alone.outcome in DELIVERED:
+            # Every write passed on its own: it was the number of conditional writes.
+            # Later records this size go one by one at once, without a refusal first.
+            self.profile.learn_conditional_cap(plans[index].conditional_size - 1)
+        return {index: alone}
+
+    def _in_parts(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], parts: list[list[int]]
+    ) -> dict[int, Delivery]:
+        out: dict[int, Delivery] = {}
+        for part in parts:
+            out.update(self._by_transaction(entries, plans, part))
+        return out
+
+    def _finished(
+        self,
+        entries: Sequence[ClaimedEntry],
+        plans: Sequence[RecordPlan],
+        group: list[int],
+        results: Sequence[EntryResult],
+    ) -> dict[int, Delivery]:
+        """Each record's share of a passed transaction, settled."""
+        out: dict[int, Delivery] = {}
         position = 0
         for index in group:
             size = plans[index].size
@@ -461,6 +421,20 @@ class Pusher:
             position += size
         return out
 
+    def _failures(
+        self,
+        entries: Sequence[ClaimedEntry],
+        plans: Sequence[RecordPlan],
+        group: list[int],
+        exc: Exception,
+    ) -> dict[int, Delivery]:
+        return {i: self._failure(entries[i], plans[i], exc) for i in group}
+
+    def _each_alone(
+        self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
+    ) -> dict[int, Delivery]:
+        return {i: self._one_by_one(entries[i], plans[i]) for i in group}
+
     def _by_batch(
         self, entries: Sequence[ClaimedEntry], plans: Sequence[RecordPlan], group: list[int]
     ) -> dict[int, Delivery]:
@@ -468,7 +442,7 @@ class Pusher:
         try:
             results = self.client.batch(bundle, idempotent=True, request_id=self.request_id)
         except FhirClientError as exc:
-            return {i: self._failure(entries[i], plans[i], exc) for i in group}
+            return self._failures(entries, plans, group, exc)
         out: dict[int, Delivery] = {}
         position = 0
         for index in group:
@@ -496,7 +470,9 @@ class Pusher:
         try:
             for write in writes:
                 body = rewrite_references(write.body, located)
-                result = self._write_single(write, body)
+                result = self.client.write(
+                    write.interaction.with_resource(body), request_id=self.request_id
+                )
                 results[write.full_url] = result
                 if result.id:
                     located[write.full_url] = f"{write.resource_type}/{result.id}"
@@ -504,18 +480,6 @@ class Pusher:
             return self._failure(entry, plan, exc)
         ordered = [results[w.full_url] for w in plan.writes]
         return self._finish(entry, plan, ordered)
-
-    def _write_single(self, write: PlannedWrite, body: dict[str, Any]) -> WriteResult:
-        request = write.request
-        if request["method"] == "POST":
-            query = parse_qsl(request["ifNoneExist"])
-            return self.client.create(body, if_none_exist=query, request_id=self.request_id)
-        if "?" in request["url"]:
-            query = parse_qsl(request["url"].split("?", 1)[1])
-            return self.client.conditional_update(body, query, request_id=self.request_id)
-        version = request.get("ifMatch", "")
-        version_id = version[3:-1] if version.startswith('W/"') else None
-        return self.client.update(body, if_match=version_id, request_id=self.request_id)
 
     # ---- outcomes -------------------------------------------------------------------
 
@@ -532,25 +496,22 @@ class Pusher:
         states = [_state(w, r) for w, r in zip(plan.writes, written, strict=True)]
         states.extend(plan.unchanged)
         if plan.dropped:
-            try:
-                states.extend(self.retract(plan.dropped, entry.patient_key))
-            except ForeignSubjectError:
-                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
-            except FhirClientError as exc:
-                return self._failure(entry, plan, exc)
-        changed = len(plan.writes) - found.count(_Found.SAME)
-        if not changed and not plan.dropped:
-            outcome = Outcome.UNCHANGED
-        elif (
-            any(w.is_update for w in plan.writes)
-            or plan.dropped
-            or plan.unchanged
-            or any(f is not _Found.NEW for f in found)
-        ):
-            outcome = Outcome.UPDATED
-        else:
-            outcome = Outcome.CREATED
-        return Delivery(entry, outcome, tuple(states))
+            retracted = self._retract_dropped(entry, plan)
+            if isinstance(retracted, Delivery):
+                return retracted
+            states.extend(retracted)
+        return Delivery(entry, _outcome(plan, found), tuple(states))
+
+    def _retract_dropped(
+        self, entry: ClaimedEntry, plan: RecordPlan
+    ) -> list[ResourceState] | Delivery:
+        """Withdraw what the record no longer produces; a Delivery when that failed."""
+        try:
+            return self.retract(plan.dropped, entry.patient_key)
+        except ForeignSubjectError:
+            return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="foreign_subject"))
+        except FhirClientError as exc:
+            return self._failure(entry, plan, exc)
 
     def _settle_existing(
         self, entry: ClaimedEntry, plan: RecordPlan, results: Sequence[WriteResult | EntryResult]
@@ -569,8 +530,6 @@ class Pusher:
             for w, r in zip(plan.writes, results, strict=True)
         ]
         written: list[WriteResult] = list(results)
-        if _Found.EXISTING not in found:
-            return written, found
         # Where each resource of this record lives now, for the references in our bodies.
         located = {
             w.full_url: f"{w.resource_type}/{r.id}"
@@ -580,52 +539,41 @@ class Pusher:
         for index, write in enumerate(plan.writes):
             if found[index] is not _Found.EXISTING:
                 continue
-            server_id = results[index].id
-            if server_id is None:
-                # A 200 without a location: we cannot tell which resource holds our identifier,
-                # and asking again gets the same answer.
-                return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="no_location"))
-            theirs = self.client.read(write.resource_type, server_id, request_id=self.request_id)
-            if not is_patients(theirs, entry.patient_key):
-                # Ids and counts only: never the other patient's resource or reference.
-                log.warning(
-                    "entry %s: %s/%s with our identifier has another subject; not updated",
-                    entry.ledger_id,
-                    write.resource_type,
-                    server_id,
-                )
-                return Delivery(
-                    entry,
-                    Outcome.FAILED,
-                    error=ErrorInfo(
-                        code="foreign_subject",
-                        diagnostics=f"{write.resource_type}/{server_id} has this record's "
-                        "identifier but another subject; it was not changed",
-                    ),
-                )
-            ours = rewrite_references(write.body, located)
-            ours["id"] = server_id
-            version = (theirs.get("meta") or {}).get("versionId")
-            if _content(ours) == _content(theirs):
-                found[index] = _Found.SAME
-                written[index] = replace(results[index], version_id=version, etag=None)
-                continue
-            try:
-                written[index] = self.client.update(
-                    ours, if_match=version, request_id=self.request_id
-                )
-            except PreconditionFailed as exc:
-                copies = {
-                    f"{write.resource_type}/{server_id}": {
-                        "ours": ours,
-                        "theirs": self._read_or_none(write.resource_type, server_id),
-                        "version_we_last_saw": version,
-                    }
-                }
-                return Delivery(
-                    entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies
-                )
+            settled = self._settle_one(entry, write, results[index], located)
+            if isinstance(settled, Delivery):
+                return settled
+            found[index], written[index] = settled
         return written, found
+
+    def _settle_one(
+        self, entry: ClaimedEntry, write: PlannedWrite, result: WriteResult, located: dict[str, str]
+    ) -> tuple[_Found, WriteResult] | Delivery:
+        """One resource a conditional create found: keep it, update it, or refuse it."""
+        server_id = result.id
+        if server_id is None:
+            # A 200 without a location: we cannot tell which resource holds our identifier,
+            # and asking again gets the same answer.
+            return Delivery(entry, Outcome.FAILED, error=ErrorInfo(code="no_location"))
+        theirs = self.client.read(write.resource_type, server_id, request_id=self.request_id)
+        if not is_patients(theirs, entry.patient_key):
+            return _foreign(entry, write.resource_type, server_id, "identifier")
+        ours = rewrite_references(write.body, located)
+        ours["id"] = server_id
+        version = (theirs.get("meta") or {}).get("versionId")
+        if _content(ours) == _content(theirs):
+            return _Found.SAME, replace(result, version_id=version, etag=None)
+        try:
+            update = Update(ours, if_match=version)
+            return _Found.EXISTING, self.client.write(update, request_id=self.request_id)
+        except PreconditionFailed as exc:
+            copies = {
+                f"{write.resource_type}/{server_id}": {
+                    "ours": ours,
+                    "theirs": self._read_or_none(write.resource_type, server_id),
+                    "version_we_last_saw": version,
+                }
+            }
+            return Delivery(entry, Outcome.CONFLICT, error=error_info(exc), server_versions=copies)
 
     def _failure(self, entry: ClaimedEntry, plan: RecordPlan, exc: Exception) -> Delivery:
         info = error_info(exc)
@@ -737,20 +685,55 @@ class _Found(StrEnum):
     SAME = "same"  # ... which already held exactly our content
 
 
+NOTHING = RecordPlan(writes=(), unchanged=())
+
+
 def _existing(write: PlannedWrite, result: WriteResult) -> bool:
     """A conditional create answered 200, not 201: the server kept what it had."""
-    return write.request["method"] == "POST" and result.status == HTTPStatus.OK
+    return isinstance(write.interaction, ConditionalCreate) and result.status == HTTPStatus.OK
 
 
-def _matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """The matched resources of a searchset page (not included ones)."""
-    return [
-        e["resource"]
-        for e in bundle.get("entry") or []
-        if isinstance(e, dict)
-        and isinstance(e.get("resource"), dict)
-        and (e.get("search") or {}).get("mode", "match") == "match"
-    ]
+def _outcome(plan: RecordPlan, found: Sequence[_Found]) -> Outcome:
+    """Created, updated or unchanged, from what the writes found."""
+    changed = len(plan.writes) - found.count(_Found.SAME)
+    if not changed and not plan.dropped:
+        return Outcome.UNCHANGED
+    known_before = any(w.is_update for w in plan.writes) or any(f is not _Found.NEW for f in found)
+    if known_before or plan.dropped or plan.unchanged:
+        return Outcome.UPDATED
+    return Outcome.CREATED
+
+
+def _foreign(entry: ClaimedEntry, resource_type: str, server_id: str, what: str) -> Delivery:
+    """The record's `what` (id, identifier) is held by another patient's resource: failed."""
+    # Ids and counts only: never the other patient's resource or reference.
+    log.warning(
+        "entry %s: %s/%s has the record's %s but another subject; not changed",
+        entry.ledger_id,
+        resource_type,
+        server_id,
+        what,
+    )
+    return Delivery(
+        entry,
+        Outcome.FAILED,
+        error=ErrorInfo(
+            code="foreign_subject",
+            diagnostics=f"{resource_type}/{server_id} has this record's {what} but another "
+            "subject; it was not changed",
+        ),
+    )
+
+
+def _unsent(entry: ClaimedEntry, exc: FhirClientError) -> Delivery:
+    """A retry for an entry whose push could not start (the server's capabilities unread)."""
+    return Delivery(
+        entry,
+        Outcome.RETRY,
+        error=error_info(exc),
+        retry_after=_retry_after(exc),
+        attempted=not isinstance(exc, NotSent),
+    )
 
 
 def _content(resource: dict[str, Any]) -> dict[str, Any]:
@@ -761,6 +744,13 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
 def _retry_after(exc: Exception) -> float | None:
     # The client waits out short Retry-Afters itself; a longer one must outlive its give-up.
     return exc.retry_after if isinstance(exc, FhirServerError) else None
+
+
+def _maybe_too_big(exc: FhirServerError) -> bool:
+    """A refusal that may mean "smaller", not "later" (5xx, 429) nor "never"."""
+    return (
+        exc.status < HTTPStatus.INTERNAL_SERVER_ERROR and exc.status != HTTPStatus.TOO_MANY_REQUESTS
+    )
 
 
 def _takes(caps: ServerCapabilities, resource_type: str, chosen: PushStrategy) -> bool:
@@ -778,9 +768,7 @@ def _takes(caps: ServerCapabilities, resource_type: str, chosen: PushStrategy) -
 
 def _conditional(plan: RecordPlan) -> bool:
     """True when the plan has several writes and a conditional one (capped per transaction)."""
-    return plan.size > 1 and any(
-        w.request["method"] == "POST" or "?" in w.request["url"] for w in plan.writes
-    )
+    return plan.size > 1 and plan.conditional_size > 0
 
 
 def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
@@ -790,4 +778,4 @@ def _counts(deliveries: Sequence[Delivery]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["Delivery", "ForeignSubjectError", "Outcome", "Pusher", "error_info", "weak_etag"]
+__all__ = ["Delivery", "ForeignSubjectError", "Outcome", "Pusher", "error_info"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from service.config import ConfigError, FhirServerSettings
-from service.fhir_client import AuthConfig, FhirClient, FhirClientConfig, build_client
+from service.fhir_client import AuthConfig, FhirClient, FhirClientConfig, Limits, build_client
 
 
 class NoFhirServer(ConfigError):
@@ -38,6 +38,8 @@ def client_config(settings: FhirServerSettings) -> FhirClientConfig:
         retry_deadline=settings.deadline_seconds,
         breaker_failures=settings.breaker_failures,
         breaker_cooldown=settings.breaker_cooldown_seconds,
+        # The server's profile holds this beside what is known or learned of the server.
+        limits=Limits(transaction_entries=settings.chunk_size),
     )
 
 

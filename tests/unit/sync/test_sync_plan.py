@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
 from mappings import business_identifier, record_to_resources
+from mappings.bundle import identifier_token
 from mappings.errors import InvalidResource
+from service.fhir_client import Update
 from service.store import ResourceState, content_hash
 from service.sync.plan import chunks, plan_record, transaction_of
 from tests.unit.mappings.samples import ENTRY, INFUSION, ctx
@@ -49,6 +51,8 @@ def test_new_record_with_conditional_create_points_references_at_full_urls() -> 
     event = next(w for w in plan.writes if w.identifier[1].endswith("/adverse-event"))
     assert admin.request["method"] == "POST"
     assert admin.request["ifNoneExist"].startswith("identifier=https://diarybridge.dev/fhir/sid/")
+    for write, resource in zip(plan.writes, resources, strict=True):  # as the mapping's Bundle
+        assert write.request["ifNoneExist"] == identifier_token(resource)
     assert "id" not in admin.body
     assert step.body["partOf"] == [{"reference": admin.full_url}]
     assert event.body["suspectEntity"] == [{"instance": {"reference": admin.full_url}}]
@@ -112,10 +116,18 @@ def test_chunks_never_split_a_record_and_skip_empty_plans() -> None:
     assert bundle["type"] == "transaction" and len(bundle["entry"]) == 2 * big.size
 
 
+@dataclass(frozen=True)
+class Fetch(Update):
+    """No FHIR interaction: its request method lies outside the required value set."""
+
+    def request(self) -> dict:
+        return {**super().request(), "method": "FETCH"}
+
+
 def test_a_bundle_with_a_bad_request_method_never_leaves() -> None:
     plan = plan_record(record_to_resources(ENTRY, ctx()), [], "update-as-create")
     assert transaction_of([plan], kind="batch")["type"] == "batch"
-    bogus = replace(plan.writes[0], request={**plan.writes[0].request, "method": "FETCH"})
+    bogus = replace(plan.writes[0], interaction=Fetch(plan.writes[0].body))
     with pytest.raises(InvalidResource, match="required value set"):
         transaction_of([replace(plan, writes=(bogus,))])
     with pytest.raises(InvalidResource, match="required value set"):
